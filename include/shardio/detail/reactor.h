@@ -1,0 +1,373 @@
+// shardio/detail/reactor.h — the part of a shard that submit(), batch() and
+// the task machinery touch inline (not part of the public API; use
+// operation.h, batch.h and runtime.h).
+//
+// A Reactor is one shard's ring, its ready queue of coroutines, its pool of
+// completion records and its counters. Everything here runs on the shard's own
+// thread: nothing takes a lock or performs an atomic read-modify-write.
+// Counters are atomics written with relaxed load+store by their single writer
+// so that other threads may read them.
+//
+// Completion records: every submitted op lives in an OpRecord<Op> taken from a
+// per-shard pool of power-of-two size classes. The record's address is the
+// SQE's user_data. A record is released only when both its final CQE has
+// arrived and its awaiter has let go; an awaiter destroyed early marks the
+// record orphaned and submits IORING_OP_ASYNC_CANCEL, and the record (with the
+// op's buffers and fds) is destroyed when the final CQE arrives.
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <bit>
+#include <coroutine>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "absl/functional/any_invocable.h"
+
+namespace shardio {
+
+// A snapshot of one shard's counters (see Runtime::counters and
+// this_shard::counters).
+struct ShardCounters {
+  uint64_t sqes_submitted = 0;   // SQEs handed to the kernel
+  uint64_t cqes_reaped = 0;      // CQEs consumed from the CQ ring
+  uint64_t enters = 0;           // io_uring_enter system calls
+  uint64_t loop_turns = 0;       // iterations of the shard loop
+  uint64_t tasks_run = 0;        // coroutine resumptions from the ready queue
+  uint64_t ops_orphaned = 0;     // ops whose awaiter went away before the CQE
+  uint64_t sq_full_flushes = 0;  // submissions forced by a full SQ
+  uint64_t ops_in_flight = 0;    // records waiting for a final CQE (gauge)
+};
+
+namespace detail {
+
+// user_data values below this are reserved for the runtime's own SQEs;
+// records are 64-byte aligned, so their addresses are never this small.
+inline constexpr uint64_t kUserDataIgnore = 1;  // cancels, padding NOPs
+inline constexpr uint64_t kUserDataWake = 2;    // the shard's eventfd read
+inline constexpr uint64_t kUserDataDoorbell = 3;  // IORING_OP_MSG_RING wake
+inline constexpr uint64_t kReservedUserDataLimit = 64;
+
+// A single-writer counter that other threads may read.
+class Counter {
+ public:
+  void add(uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n,
+             std::memory_order_relaxed);
+  }
+  void sub(uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) - n,
+             std::memory_order_relaxed);
+  }
+  uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+// Who is waiting on one or more records: the coroutine to resume when
+// `remaining` records have delivered their final CQE.
+struct Waiter {
+  std::coroutine_handle<> handle;
+  uint32_t remaining = 0;
+};
+
+enum class RecordState : uint8_t { kIdle, kInFlight, kDone };
+
+struct alignas(64) OpRecordBase {
+  // Consumes one CQE; returns true when it was the final one.
+  bool (*on_cqe)(OpRecordBase*, const io_uring_cqe&) = nullptr;
+  // Runs the concrete record's destructor (the op and its result).
+  void (*destroy)(OpRecordBase*) noexcept = nullptr;
+  Waiter* waiter = nullptr;
+  uint32_t generation = 0;  // bumped on every release; guards stale cancels
+  uint8_t size_class = 0;
+  RecordState state = RecordState::kIdle;
+  bool orphaned = false;
+};
+
+// Holds what complete() returned, including void.
+template <class R>
+struct ResultSlot {
+  std::optional<R> value;
+  template <class F>
+  void fill(F&& f) {
+    value.emplace(f());
+  }
+  R take() { return std::move(*value); }
+};
+template <>
+struct ResultSlot<void> {
+  template <class F>
+  void fill(F&& f) {
+    f();
+  }
+  void take() {}
+};
+
+template <class Op>
+using CompleteResult = decltype(std::declval<Op&>().complete(
+    std::declval<const io_uring_cqe&>()));
+
+template <class Op>
+struct OpRecord final : OpRecordBase {
+  using R = CompleteResult<Op>;
+
+  explicit OpRecord(Op&& o) : op(std::move(o)) {
+    on_cqe = [](OpRecordBase* b, const io_uring_cqe& cqe) -> bool {
+      auto* self = static_cast<OpRecord*>(b);
+      self->result.fill([&]() -> R { return self->op.complete(cqe); });
+      return true;
+    };
+    destroy = [](OpRecordBase* b) noexcept { static_cast<OpRecord*>(b)->~OpRecord(); };
+  }
+
+  Op op;
+  ResultSlot<R> result;
+};
+
+// A FIFO of coroutines ready to run; grows by doubling and never shrinks.
+class ReadyQueue {
+ public:
+  ReadyQueue() = default;
+  ReadyQueue(const ReadyQueue&) = delete;
+  ReadyQueue& operator=(const ReadyQueue&) = delete;
+  ~ReadyQueue() { delete[] buf_; }
+
+  bool empty() const noexcept { return head_ == tail_; }
+  std::size_t size() const noexcept { return tail_ - head_; }
+  void push(std::coroutine_handle<> h) {
+    if (tail_ - head_ == cap_) grow();
+    buf_[tail_++ & (cap_ - 1)] = h;
+  }
+  std::coroutine_handle<> pop() noexcept { return buf_[head_++ & (cap_ - 1)]; }
+  void clear() noexcept { head_ = tail_ = 0; }
+
+ private:
+  void grow();
+  std::coroutine_handle<>* buf_ = nullptr;
+  std::size_t cap_ = 0;
+  std::size_t head_ = 0;
+  std::size_t tail_ = 0;
+};
+
+// Power-of-two size classes from 64 bytes; memory returns to the system only
+// when the shard ends.
+class RecordPool {
+ public:
+  static constexpr std::size_t kMinSize = 64;
+  static constexpr std::size_t kClasses = 15;  // 64 B .. 1 MiB
+
+  RecordPool() = default;
+  RecordPool(const RecordPool&) = delete;
+  RecordPool& operator=(const RecordPool&) = delete;
+  ~RecordPool();
+
+  static constexpr uint8_t class_of(std::size_t size) noexcept {
+    return static_cast<uint8_t>(
+        std::bit_width((size + kMinSize - 1) / kMinSize - 1));
+  }
+  void* get(uint8_t cls) {
+    if (FreeNode* n = free_[cls]) {
+      free_[cls] = n->next;
+      return n;
+    }
+    void* p = ::operator new(kMinSize << cls, std::align_val_t{64});
+    std::memset(p, 0, kMinSize);  // a fresh block starts at generation 0
+    return p;
+  }
+  void put(uint8_t cls, void* p) noexcept {
+    auto* n = static_cast<FreeNode*>(p);
+    n->next = free_[cls];
+    free_[cls] = n;
+  }
+
+ private:
+  // Overlays a free record's memory past OpRecordBase::generation, which
+  // must survive reuse; see put().
+  struct FreeNode {
+    FreeNode* next;
+  };
+  FreeNode* free_[kClasses] = {};
+};
+
+// Links a spawned task's root coroutine into its shard, so that the shard can
+// destroy tasks still suspended when it shuts down.
+struct RootNode {
+  RootNode* prev = this;
+  RootNode* next = this;
+  std::coroutine_handle<> handle;
+
+  bool linked() const noexcept { return next != this; }
+  void unlink() noexcept {
+    prev->next = next;
+    next->prev = prev;
+    prev = next = this;
+  }
+};
+
+class Reactor {
+ public:
+  Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+  ~Reactor();
+
+  // The reactor of the calling thread's shard, or null off-shard.
+  static Reactor* current() noexcept { return tls_current_; }
+  // Like current(), but throws std::logic_error when called off-shard.
+  static Reactor& require_current();
+
+  unsigned shard_id() const noexcept { return shard_id_; }
+  unsigned shard_count() const noexcept { return shard_count_; }
+
+  template <class Op>
+  OpRecord<Op>* make_record(Op&& op) {
+    constexpr std::size_t kSize = sizeof(OpRecord<Op>);
+    static_assert(kSize <= (RecordPool::kMinSize << (RecordPool::kClasses - 1)),
+                  "operation is too large to keep in a completion record; "
+                  "hold large buffers by pointer");
+    constexpr uint8_t kClass = RecordPool::class_of(kSize);
+    void* mem = pool_.get(kClass);
+    const uint32_t gen = static_cast<OpRecordBase*>(mem)->generation;
+    auto* rec = new (mem) OpRecord<Op>(std::move(op));
+    rec->generation = gen;
+    rec->size_class = kClass;
+    return rec;
+  }
+
+  // A zeroed SQE; submits what is queued first when the SQ is full.
+  io_uring_sqe* get_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) [[unlikely]] sqe = get_sqe_slow();
+    std::memset(sqe, 0, sizeof(*sqe));
+    return sqe;
+  }
+
+  // Makes sure `n` SQEs fit without a submission in between (for linked
+  // chains, which must reach the kernel in one submission). Returns false
+  // when n exceeds the SQ size.
+  bool reserve_sqes(unsigned n);
+
+  // Prepares `rec`'s SQE via `prepare` (which receives the zeroed SQE) and
+  // marks the record in flight.
+  template <class Op>
+  void start(OpRecord<Op>* rec, uint8_t extra_flags = 0) {
+    io_uring_sqe* sqe = get_sqe();
+    rec->op.prepare(*sqe);
+    sqe->flags |= extra_flags;
+    io_uring_sqe_set_data(sqe, static_cast<OpRecordBase*>(rec));
+    rec->state = RecordState::kInFlight;
+    in_flight_.add();
+  }
+
+  // Destroys a record whose final CQE has been consumed (or that was never
+  // started) and returns it to the pool.
+  void release(OpRecordBase* rec) noexcept {
+    const uint8_t cls = rec->size_class;
+    const uint32_t gen = rec->generation + 1;
+    rec->destroy(rec);
+    auto* base = static_cast<OpRecordBase*>(static_cast<void*>(rec));
+    // Keep the generation readable in the free block (stale cancels compare
+    // it); FreeNode::next overlays the first bytes only.
+    base->generation = gen;
+    pool_.put(cls, rec);
+  }
+
+  // The awaiter is going away: release a finished record, or orphan an
+  // in-flight one and ask the kernel to cancel it.
+  void abandon(OpRecordBase* rec) noexcept {
+    if (rec->state != RecordState::kInFlight) {
+      release(rec);
+      return;
+    }
+    rec->orphaned = true;
+    rec->waiter = nullptr;
+    counters_.ops_orphaned.add();
+    cancel(rec);
+  }
+
+  // Queues an IORING_OP_ASYNC_CANCEL for an in-flight record; a no-op when
+  // the record has already finished.
+  void cancel(OpRecordBase* rec) noexcept;
+
+  // Delivers a CQE; runs on the shard thread only.
+  void dispatch(const io_uring_cqe& cqe) {
+    const uint64_t ud = cqe.user_data;
+    if (ud < kReservedUserDataLimit) [[unlikely]] {
+      handle_reserved(cqe);
+      return;
+    }
+    auto* rec = reinterpret_cast<OpRecordBase*>(ud);
+    if (!rec->on_cqe(rec, cqe)) return;
+    rec->state = RecordState::kDone;
+    in_flight_.sub();
+    if (rec->orphaned) {
+      release(rec);
+      return;
+    }
+    if (--rec->waiter->remaining == 0) ready_.push(rec->waiter->handle);
+  }
+
+  // Consumes every CQE in the CQ ring; returns how many.
+  unsigned reap();
+
+  // Schedules a coroutine to run on this shard.
+  void schedule(std::coroutine_handle<> h) { ready_.push(h); }
+
+  // Adopts a spawned task's root coroutine until it finishes.
+  void link_root(RootNode* n) noexcept {
+    n->next = &roots_;
+    n->prev = roots_.prev;
+    roots_.prev->next = n;
+    roots_.prev = n;
+  }
+
+  // Runs `fn` on this shard's thread at its next loop turn; callable from any
+  // thread.
+  void post(absl::AnyInvocable<void()> fn);
+
+  ShardCounters counters() const noexcept;
+  uint64_t enters() const noexcept { return counters_.enters.get(); }
+  // The IORING_SETUP_* flags this shard's ring was created with.
+  unsigned setup_flags() const noexcept { return setup_flags_; }
+  unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
+
+ protected:
+  struct Counters {
+    Counter sqes_submitted;
+    Counter cqes_reaped;
+    Counter enters;
+    Counter loop_turns;
+    Counter tasks_run;
+    Counter ops_orphaned;
+    Counter sq_full_flushes;
+  };
+
+  io_uring_sqe* get_sqe_slow();
+  // Submits queued SQEs and collects completions without waiting; counts one
+  // enter.
+  void submit_and_get_events();
+  void handle_reserved(const io_uring_cqe& cqe);
+
+  static inline thread_local Reactor* tls_current_ = nullptr;
+
+  io_uring ring_{};
+  ReadyQueue ready_;
+  RecordPool pool_;
+  Counters counters_;
+  Counter in_flight_;
+  RootNode roots_;
+  unsigned shard_id_ = 0;
+  unsigned shard_count_ = 1;
+  unsigned setup_flags_ = 0;
+};
+
+}  // namespace detail
+}  // namespace shardio

@@ -1,0 +1,331 @@
+// shardio/runtime.h — the Runtime (a set of shards) and task spawning.
+//
+//   shardio::Runtime rt(shardio::RuntimeOptions{.shards = 4});
+//   int rc = rt.block_on(main_task());   // runs main_task on shard 0
+//
+// Each shard is one thread that owns one io_uring, one ready queue and one
+// pool of completion records. A loop turn runs every ready task (which queue
+// SQEs), then submits all queued SQEs and reaps completions with one
+// io_uring_enter. spawn() starts a task on the calling shard and returns a
+// JoinHandle.
+//
+// Shutdown (Runtime::stop() or the destructor) destroys tasks that are still
+// suspended; their in-flight ops are cancelled and kept alive until their
+// final CQE before the ring is closed, so nothing leaks and the kernel never
+// writes into freed memory.
+//
+// Thread-safety: Runtime's methods may be called from any thread that is not
+// one of its shards (block_on from a shard would deadlock and throws).
+// spawn(), JoinHandle and this_shard:: functions are for code running on a
+// shard; a JoinHandle stays on the shard that created it.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/notification.h"
+#include "shardio/detail/frame_alloc.h"
+#include "shardio/detail/reactor.h"
+#include "shardio/task.h"
+
+namespace shardio {
+
+struct RuntimeOptions {
+  // Number of shards (threads, rings); 0 means one per CPU in the process's
+  // affinity mask.
+  unsigned shards = 0;
+  // SQ entries per ring (the CQ gets twice as many). Rounded up to a power of
+  // two by the kernel.
+  unsigned ring_entries = 256;
+  // Pin shard i to the i-th CPU of the affinity mask.
+  bool pin_cpus = false;
+  // Let a kernel thread poll each SQ (IORING_SETUP_SQPOLL); incompatible with
+  // DEFER_TASKRUN, which is then not used.
+  bool sqpoll = false;
+  unsigned sqpoll_idle_ms = 50;
+};
+
+namespace detail {
+
+class Shard;
+
+// Shared by a spawned task's root coroutine and its JoinHandle (one shard,
+// so plain counts).
+struct JoinStateBase {
+  static void* operator new(std::size_t n) { return frame_alloc(n); }
+  static void operator delete(void* p, std::size_t n) noexcept {
+    frame_free(p, n);
+  }
+  virtual ~JoinStateBase() = default;
+  void unref() noexcept {
+    if (--refs == 0) delete this;
+  }
+
+  uint32_t refs = 2;
+  bool finished = false;  // a value or exception is stored
+  bool dropped = false;   // the task was destroyed before it finished
+  std::coroutine_handle<> joiner;
+  std::exception_ptr exception;
+};
+
+template <class T>
+struct JoinState final : JoinStateBase {
+  std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>>
+      value;
+};
+
+// The coroutine that owns a spawned Task on its shard.
+class RootTask {
+ public:
+  struct promise_type {
+    static void* operator new(std::size_t n) { return frame_alloc(n); }
+    static void operator delete(void* p, std::size_t n) noexcept {
+      frame_free(p, n);
+    }
+    RootTask get_return_object() noexcept {
+      return RootTask{
+          std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct FinalAwaiter {
+      bool await_ready() const noexcept { return false; }
+      std::coroutine_handle<> await_suspend(
+          std::coroutine_handle<promise_type> h) const noexcept {
+        JoinStateBase* st = h.promise().state;
+        std::coroutine_handle<> next = st->joiner;
+        st->joiner = {};
+        h.destroy();
+        return next ? next : std::noop_coroutine();
+      }
+      void await_resume() const noexcept {}
+    };
+    FinalAwaiter final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+    ~promise_type() {
+      node.unlink();
+      if (state != nullptr) {
+        if (!state->finished) state->dropped = true;
+        state->unref();
+      }
+    }
+
+    RootNode node;
+    JoinStateBase* state = nullptr;
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+template <class T>
+RootTask run_root(Task<T> task, JoinState<T>* st) {
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(task);
+      st->value.emplace();
+    } else {
+      st->value.emplace(co_await std::move(task));
+    }
+  } catch (...) {
+    st->exception = std::current_exception();
+  }
+  st->finished = true;
+}
+
+}  // namespace detail
+
+// The handle to a task started with spawn(). co_await it for the task's value
+// (or exception). Destroying or detach()ing it lets the task run on by itself.
+template <class T>
+class [[nodiscard]] JoinHandle {
+ public:
+  JoinHandle() noexcept = default;
+  explicit JoinHandle(detail::JoinState<T>* st) noexcept : st_(st) {}
+  JoinHandle(JoinHandle&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+  JoinHandle& operator=(JoinHandle&& o) noexcept {
+    if (this != &o) {
+      detach();
+      st_ = std::exchange(o.st_, nullptr);
+    }
+    return *this;
+  }
+  ~JoinHandle() { detach(); }
+
+  // True once the task has returned or thrown.
+  bool is_finished() const noexcept { return st_ != nullptr && st_->finished; }
+
+  // Lets the task run to completion on its own; its result is discarded.
+  void detach() noexcept {
+    if (st_ != nullptr) std::exchange(st_, nullptr)->unref();
+  }
+
+  class Awaiter {
+   public:
+    explicit Awaiter(detail::JoinState<T>* st) noexcept : st_(st) {}
+    Awaiter(const Awaiter&) = delete;
+    Awaiter& operator=(const Awaiter&) = delete;
+    ~Awaiter() {
+      if (st_->joiner == waiting_) st_->joiner = {};
+    }
+    bool await_ready() const noexcept { return st_->finished; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+      waiting_ = h;
+      st_->joiner = h;
+    }
+    T await_resume() {
+      waiting_ = {};
+      if (st_->exception) std::rethrow_exception(st_->exception);
+      if constexpr (!std::is_void_v<T>) return std::move(*st_->value);
+    }
+
+   private:
+    detail::JoinState<T>* st_;
+    std::coroutine_handle<> waiting_;
+  };
+
+  // Waits for the task; await a JoinHandle at most once.
+  Awaiter operator co_await() noexcept { return Awaiter(st_); }
+
+ private:
+  detail::JoinState<T>* st_ = nullptr;
+};
+
+// Starts `task` on the calling shard; it first runs at this shard's next
+// loop turn.
+template <class T>
+JoinHandle<T> spawn(Task<T> task) {
+  detail::Reactor& r = detail::Reactor::require_current();
+  auto* st = new detail::JoinState<T>();
+  detail::RootTask root = detail::run_root(std::move(task), st);
+  auto& p = root.handle.promise();
+  p.state = st;
+  p.node.handle = root.handle;
+  r.link_root(&p.node);
+  r.schedule(root.handle);
+  return JoinHandle<T>(st);
+}
+
+class Runtime {
+ public:
+  // Starts the shards. Throws std::system_error with a message that says
+  // what failed and what to do (for example when io_uring is disabled).
+  explicit Runtime(RuntimeOptions options = {});
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+  ~Runtime();
+
+  // Runs `task` on shard 0 and blocks the calling thread until it finishes;
+  // returns its value or rethrows its exception. Must not be called from a
+  // shard thread. Other tasks keep running afterwards.
+  template <class T>
+  T block_on(Task<T> task);
+
+  // Runs `fn` on `shard` at its next loop turn. Callable from any thread.
+  void post(unsigned shard, absl::AnyInvocable<void()> fn);
+
+  // Stops every shard: suspended tasks are destroyed, in-flight ops cancelled
+  // and awaited, threads joined. Idempotent; the destructor calls it. Must
+  // not be called from a shard thread.
+  void stop();
+
+  unsigned shard_count() const noexcept {
+    return static_cast<unsigned>(shards_.size());
+  }
+  // A snapshot of a shard's counters; callable from any thread.
+  ShardCounters counters(unsigned shard) const;
+  // The IORING_SETUP_* flags shard `shard`'s ring was created with.
+  unsigned setup_flags(unsigned shard) const;
+  const RuntimeOptions& options() const noexcept { return options_; }
+
+ private:
+  void check_not_on_shard(const char* what) const;
+
+  RuntimeOptions options_;
+  std::vector<std::unique_ptr<detail::Shard>> shards_;
+  bool stopped_ = false;
+};
+
+namespace detail {
+
+template <class T>
+struct BlockOnState {
+  std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>>
+      value;
+  std::exception_ptr exception;
+  bool finished = false;
+  absl::Notification done;
+};
+
+// Notifies block_on() even when the task is destroyed by a shutdown.
+template <class T>
+struct BlockOnGuard {
+  BlockOnState<T>* s;
+  ~BlockOnGuard() { s->done.Notify(); }
+};
+
+template <class T>
+Task<void> block_on_body(Task<T> task, BlockOnState<T>* s) {
+  BlockOnGuard<T> guard{s};
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(task);
+      s->value.emplace();
+    } else {
+      s->value.emplace(co_await std::move(task));
+    }
+  } catch (...) {
+    s->exception = std::current_exception();
+  }
+  s->finished = true;
+}
+
+}  // namespace detail
+
+template <class T>
+T Runtime::block_on(Task<T> task) {
+  check_not_on_shard("Runtime::block_on");
+  detail::BlockOnState<T> s;
+  post(0, [&s, t = std::move(task)]() mutable {
+    spawn(detail::block_on_body(std::move(t), &s)).detach();
+  });
+  s.done.WaitForNotification();
+  if (s.exception) std::rethrow_exception(s.exception);
+  if (!s.finished) {
+    throw std::runtime_error(
+        "shardio: the runtime stopped before the block_on task finished");
+  }
+  if constexpr (!std::is_void_v<T>) return std::move(*s.value);
+}
+
+// The number of shards of the runtime the calling shard belongs to.
+unsigned shard_count();
+
+namespace this_shard {
+
+// The calling shard's index, 0 .. shard_count()-1. Throws std::logic_error
+// off-shard.
+unsigned id();
+// A snapshot of the calling shard's counters.
+ShardCounters counters();
+// The IORING_SETUP_* flags the calling shard's ring was created with.
+unsigned setup_flags();
+
+// Lets the other ready tasks of this shard run, then continues.
+struct YieldAwaiter {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    detail::Reactor::require_current().schedule(h);
+  }
+  void await_resume() const noexcept {}
+};
+inline YieldAwaiter yield() noexcept { return {}; }
+
+}  // namespace this_shard
+}  // namespace shardio

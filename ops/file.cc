@@ -1,0 +1,2 @@
+// Out-of-line parts of shardio/ops/file.h.
+#include "shardio/ops/file.h"

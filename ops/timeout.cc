@@ -1,0 +1,2 @@
+// Out-of-line parts of shardio/ops/timeout.h.
+#include "shardio/ops/timeout.h"

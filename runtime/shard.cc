@@ -1,0 +1,286 @@
+// The shard thread: ring setup with feature probing, the loop, the inbox for
+// other threads, and shutdown.
+#include "runtime/shard.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/str_format.h"
+
+namespace shardio::detail {
+namespace {
+
+std::string read_first_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  if (in) std::getline(in, line);
+  return line;
+}
+
+// What to tell a user whose io_uring_queue_init failed with -err.
+std::string describe_setup_error(int err, unsigned entries) {
+  const std::string disabled =
+      read_first_line("/proc/sys/kernel/io_uring_disabled");
+  switch (err) {
+    case ENOSYS:
+      return "io_uring_setup is not available (ENOSYS): the kernel was built "
+             "without io_uring or a seccomp profile (e.g. a container's "
+             "default) blocks it; run on Linux >= 5.19 without that filter";
+    case EPERM:
+      if (!disabled.empty() && disabled != "0") {
+        return absl::StrFormat(
+            "io_uring is disabled: /proc/sys/kernel/io_uring_disabled is %s; "
+            "set it to 0 (or 1 and add this user to "
+            "kernel.io_uring_group)",
+            disabled);
+      }
+      return "io_uring_setup was refused (EPERM), most likely by a seccomp "
+             "profile or security module; allow io_uring_setup, "
+             "io_uring_enter and io_uring_register";
+    case ENOMEM:
+      return absl::StrFormat(
+          "not enough memory for a ring of %d entries (ENOMEM); on kernels "
+          "before 5.12 rings count against RLIMIT_MEMLOCK (ulimit -l): raise "
+          "it or lower RuntimeOptions::ring_entries",
+          entries);
+    case EINVAL:
+      return absl::StrFormat(
+          "the kernel rejected the ring parameters (EINVAL, %d entries); "
+          "ring_entries must be between 1 and 32768",
+          entries);
+    default:
+      return absl::StrFormat("io_uring_queue_init failed: %s",
+                             std::strerror(err));
+  }
+}
+
+}  // namespace
+
+Shard::Shard(unsigned id, unsigned count, const RuntimeOptions& options,
+             int cpu)
+    : options_(options), cpu_(cpu) {
+  shard_id_ = id;
+  shard_count_ = count;
+  event_fd_ = ::eventfd(0, EFD_CLOEXEC);
+}
+
+Shard::~Shard() {
+  join();
+  if (event_fd_ >= 0) ::close(event_fd_);
+}
+
+std::string Shard::start() {
+  if (event_fd_ < 0) {
+    return absl::StrFormat("eventfd failed: %s", std::strerror(errno));
+  }
+  thread_ = std::thread([this] { thread_main(); });
+  started_.WaitForNotification();
+  return start_error_;
+}
+
+void Shard::request_stop() {
+  enqueue([this] { stopping_ = true; });
+}
+
+void Shard::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Shard::enqueue(absl::AnyInvocable<void()> fn) {
+  bool was_empty;
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    was_empty = inbox_.empty();
+    inbox_.push_back(std::move(fn));
+  }
+  // One eventfd write per empty->non-empty transition: the shard drains the
+  // whole inbox after each wake CQE, so no message waits for a later write.
+  if (was_empty) {
+    const uint64_t one = 1;
+    while (::write(event_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+std::string Shard::setup_ring() {
+  unsigned candidates[6];
+  int n = 0;
+  if (options_.sqpoll) {
+    candidates[n++] = IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER |
+                      IORING_SETUP_SUBMIT_ALL;
+    candidates[n++] = IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL;
+    candidates[n++] = IORING_SETUP_SQPOLL;
+  } else {
+    candidates[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+    candidates[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
+                      IORING_SETUP_SUBMIT_ALL;
+    candidates[n++] = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+    candidates[n++] = IORING_SETUP_COOP_TASKRUN;
+    candidates[n++] = 0;
+  }
+  int err = 0;
+  for (int i = 0; i < n; ++i) {
+    io_uring_params p{};
+    p.flags = candidates[i];
+    if (p.flags & IORING_SETUP_SQPOLL) {
+      p.sq_thread_idle = options_.sqpoll_idle_ms;
+    }
+    const int ret = io_uring_queue_init_params(options_.ring_entries, &ring_, &p);
+    if (ret == 0) {
+      setup_flags_ = candidates[i];
+      ring_ready_ = true;
+      return {};
+    }
+    err = -ret;
+    // Only EINVAL means "this kernel lacks a flag"; anything else will not
+    // get better with fewer flags.
+    if (err != EINVAL) break;
+  }
+  return describe_setup_error(err, options_.ring_entries);
+}
+
+void Shard::thread_main() {
+  const std::string name = absl::StrFormat("shardio-%d", shard_id_);
+  pthread_setname_np(pthread_self(), name.c_str());
+  if (cpu_ >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu_, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  }
+  start_error_ = setup_ring();
+  started_.Notify();
+  if (!ring_ready_) return;
+
+  tls_current_ = this;
+  arm_wake();
+  while (!stopping_) {
+    counters_.loop_turns.add();
+    run_ready();
+    if (stopping_) break;
+    wait_for_events();
+    reap();
+  }
+  shutdown();
+  tls_current_ = nullptr;
+}
+
+void Shard::run_ready() {
+  // Run what is ready now; tasks made ready meanwhile run next turn, after
+  // this turn's SQEs have been submitted.
+  std::size_t n = ready_.size();
+  while (n-- > 0 && !stopping_) {
+    std::coroutine_handle<> h = ready_.pop();
+    counters_.tasks_run.add();
+    h.resume();
+  }
+}
+
+void Shard::wait_for_events() {
+  if (!ready_.empty()) {
+    submit_and_get_events();
+    return;
+  }
+  for (;;) {
+    counters_.enters.add();
+    const int ret = io_uring_submit_and_wait(&ring_, 1);
+    if (ret >= 0) {
+      counters_.sqes_submitted.add(static_cast<uint64_t>(ret));
+      return;
+    }
+    if (ret == -EINTR) return;  // reap what is there and go round again
+    if (ret == -EAGAIN || ret == -EBUSY) {
+      reap();
+      return;
+    }
+    std::fprintf(stderr, "shardio: io_uring_enter failed on shard %u: %s\n",
+                 shard_id_, std::strerror(-ret));
+    std::abort();
+  }
+}
+
+void Shard::arm_wake() {
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_read(sqe, event_fd_, &wake_buf_, sizeof(wake_buf_), 0);
+  io_uring_sqe_set_data64(sqe, kUserDataWake);
+  wake_armed_ = true;
+}
+
+void Shard::on_wake(const io_uring_cqe& cqe) {
+  wake_armed_ = false;
+  if (stopping_ && cqe.res == -ECANCELED) return;
+  if (!stopping_) arm_wake();
+  drain_inbox();
+}
+
+void Shard::drain_inbox() {
+  // A local batch: a message may submit ops, and a submission that finds the
+  // SQ full reaps completions, which may drain the inbox again.
+  std::vector<absl::AnyInvocable<void()>> batch;
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    batch.swap(inbox_);
+  }
+  for (auto& fn : batch) {
+    if (!stopping_) fn();
+  }
+}
+
+void Shard::shutdown() {
+  // Tasks that are ready are not resumed again: destroying their roots
+  // below destroys their frames.
+  ready_.clear();
+  while (roots_.linked()) {
+    RootNode* n = roots_.next;
+    n->handle.destroy();  // unlinks n; orphans and cancels its ops
+  }
+  std::vector<absl::AnyInvocable<void()>> unrun;
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    unrun.swap(inbox_);
+  }
+  unrun.clear();  // messages not run: their captures are destroyed here
+
+  if (wake_armed_) {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel64(sqe, kUserDataWake, 0);
+    io_uring_sqe_set_data64(sqe, kUserDataIgnore);
+  }
+  // Wait for every final CQE: the kernel may still write into the records'
+  // buffers until then. Ask again now and then in case a cancel raced with a
+  // submission.
+  unsigned rounds = 0;
+  while (in_flight_.get() > 0 || wake_armed_) {
+    __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+    io_uring_cqe* cqe = nullptr;
+    counters_.enters.add();
+    io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    reap();
+    if (++rounds % 10 == 0) {
+      io_uring_sqe* sqe = get_sqe();
+      io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+      io_uring_sqe_set_data64(sqe, kUserDataIgnore);
+    }
+    if (rounds == 600) {
+      std::fprintf(stderr,
+                   "shardio: shard %u still waits for %llu ops to complete "
+                   "after 60 s of cancelling\n",
+                   shard_id_,
+                   static_cast<unsigned long long>(in_flight_.get()));
+    }
+  }
+  // Records orphaned during teardown completed above; what remains are
+  // cancel CQEs, which own nothing.
+  io_uring_queue_exit(&ring_);
+  ring_ready_ = false;
+}
+
+}  // namespace shardio::detail
