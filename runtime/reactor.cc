@@ -32,6 +32,7 @@ RecordPool::~RecordPool() {
     while (head != nullptr) {
       FreeNode* n = head;
       head = n->next;
+      unpoison(n, static_cast<uint8_t>(&head - free_));
       ::operator delete(n, std::align_val_t{64});
     }
   }

@@ -22,13 +22,19 @@
 #include <bit>
 #include <coroutine>
 #include <cstdint>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
 
+#include "absl/base/config.h"
 #include "absl/functional/any_invocable.h"
+
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace shardio {
 
@@ -175,6 +181,7 @@ class RecordPool {
   }
   void* get(uint8_t cls) {
     if (FreeNode* n = free_[cls]) {
+      unpoison(n, cls);
       free_[cls] = n->next;
       return n;
     }
@@ -186,9 +193,17 @@ class RecordPool {
     auto* n = static_cast<FreeNode*>(p);
     n->next = free_[cls];
     free_[cls] = n;
+    poison(n, cls);
   }
 
  private:
+  // Under ASan a pooled record is poisoned except for its free-list link and
+  // its generation, so a use of a released record is reported.
+  static void poison([[maybe_unused]] void* p,
+                     [[maybe_unused]] uint8_t cls) noexcept;
+  static void unpoison([[maybe_unused]] void* p,
+                       [[maybe_unused]] uint8_t cls) noexcept;
+
   // Overlays a free record's memory past OpRecordBase::generation, which
   // must survive reuse; see put().
   struct FreeNode {
@@ -196,6 +211,26 @@ class RecordPool {
   };
   FreeNode* free_[kClasses] = {};
 };
+
+inline void RecordPool::poison([[maybe_unused]] void* p,
+                               [[maybe_unused]] uint8_t cls) noexcept {
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
+  constexpr std::size_t kGenEnd =
+      offsetof(OpRecordBase, generation) + sizeof(uint32_t);
+  char* c = static_cast<char*>(p);
+  ASAN_POISON_MEMORY_REGION(c + sizeof(FreeNode),
+                            offsetof(OpRecordBase, generation) -
+                                sizeof(FreeNode));
+  ASAN_POISON_MEMORY_REGION(c + kGenEnd, (kMinSize << cls) - kGenEnd);
+#endif
+}
+
+inline void RecordPool::unpoison([[maybe_unused]] void* p,
+                                 [[maybe_unused]] uint8_t cls) noexcept {
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
+  ASAN_UNPOISON_MEMORY_REGION(p, kMinSize << cls);
+#endif
+}
 
 // Links a spawned task's root coroutine into its shard, so that the shard can
 // destroy tasks still suspended when it shuts down.
