@@ -27,24 +27,8 @@ struct Cancel {
     return Cancel(Target::kUserData, -1, ud, 0);
   }
 
-  void prepare(io_uring_sqe& sqe) noexcept {
-    switch (target) {
-      case Target::kFd:
-        io_uring_prep_cancel_fd(&sqe, fd_, flags);
-        break;
-      case Target::kAny:
-        io_uring_prep_cancel64(&sqe, 0, IORING_ASYNC_CANCEL_ANY);
-        break;
-      case Target::kUserData:
-        io_uring_prep_cancel64(&sqe, ud, flags);
-        break;
-    }
-  }
-  Result<uint32_t> complete(const io_uring_cqe& cqe) noexcept {
-    // Without a count flag the kernel reports 0 for "one cancelled".
-    if (cqe.res == 0 && target == Target::kUserData) return 1u;
-    return result_from_res(cqe.res);
-  }
+  void prepare(io_uring_sqe& sqe) noexcept;
+  Result<uint32_t> complete(const io_uring_cqe& cqe) noexcept;
 
   enum class Target : uint8_t { kFd, kAny, kUserData };
   Target target;

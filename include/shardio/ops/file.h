@@ -32,13 +32,8 @@ struct OpenAt {
   OpenAt(int dirfd, std::string path, int flags, mode_t mode = 0644)
       : dirfd(dirfd), path(std::move(path)), flags(flags), mode(mode) {}
 
-  void prepare(io_uring_sqe& sqe) noexcept {
-    io_uring_prep_openat(&sqe, dirfd, path.c_str(), flags | O_CLOEXEC, mode);
-  }
-  Result<int> complete(const io_uring_cqe& cqe) noexcept {
-    if (cqe.res < 0) return error_from_res(cqe.res);
-    return cqe.res;
-  }
+  void prepare(io_uring_sqe& sqe) noexcept;
+  Result<int> complete(const io_uring_cqe& cqe) noexcept;
 
   int dirfd;
   std::string path;
@@ -87,10 +82,8 @@ struct Write {
 // close(2) on the ring.
 struct Close {
   explicit Close(int fd) : fd(fd) {}
-  void prepare(io_uring_sqe& sqe) noexcept { io_uring_prep_close(&sqe, fd); }
-  Result<void> complete(const io_uring_cqe& cqe) noexcept {
-    return void_result_from_res(cqe.res);
-  }
+  void prepare(io_uring_sqe& sqe) noexcept;
+  Result<void> complete(const io_uring_cqe& cqe) noexcept;
   int fd;
 };
 

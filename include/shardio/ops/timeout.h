@@ -24,13 +24,8 @@
 
 namespace shardio {
 
-inline __kernel_timespec to_kernel_timespec(std::chrono::nanoseconds d) {
-  if (d < std::chrono::nanoseconds::zero()) d = std::chrono::nanoseconds::zero();
-  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(d);
-  return __kernel_timespec{
-      .tv_sec = secs.count(),
-      .tv_nsec = static_cast<long long>((d - secs).count())};
-}
+// A duration as the kernel's timespec; negative durations become zero.
+__kernel_timespec to_kernel_timespec(std::chrono::nanoseconds d) noexcept;
 
 // Completes after `d` (or after `count` other completions, if non-zero).
 // An expired timer is a success; a cancelled one yields ECANCELED.
@@ -39,13 +34,8 @@ struct Timeout {
                    unsigned flags = 0)
       : ts(to_kernel_timespec(d)), count(count), flags(flags) {}
 
-  void prepare(io_uring_sqe& sqe) noexcept {
-    io_uring_prep_timeout(&sqe, &ts, count, flags);
-  }
-  Result<void> complete(const io_uring_cqe& cqe) noexcept {
-    if (cqe.res == -ETIME || cqe.res >= 0) return {};
-    return error_from_res(cqe.res);
-  }
+  void prepare(io_uring_sqe& sqe) noexcept;
+  Result<void> complete(const io_uring_cqe& cqe) noexcept;
 
   __kernel_timespec ts;
   unsigned count;
@@ -63,10 +53,8 @@ struct LinkTimeout {
   explicit LinkTimeout(std::chrono::nanoseconds d, unsigned flags = 0)
       : ts(to_kernel_timespec(d)), flags(flags) {}
 
-  void prepare(io_uring_sqe& sqe) noexcept {
-    io_uring_prep_link_timeout(&sqe, &ts, flags);
-  }
-  bool complete(const io_uring_cqe& cqe) noexcept { return cqe.res == -ETIME; }
+  void prepare(io_uring_sqe& sqe) noexcept;
+  bool complete(const io_uring_cqe& cqe) noexcept;
 
   __kernel_timespec ts;
   unsigned flags;
