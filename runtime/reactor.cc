@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "runtime/blocking_pool.h"
 #include "runtime/shard.h"
 #include "shardio/batch.h"
 #include "shardio/operation.h"
@@ -132,6 +133,8 @@ void Reactor::handle_reserved(const io_uring_cqe& cqe) {
     case kUserDataWake:
       static_cast<Shard*>(this)->on_wake(cqe);
       break;
+    case kUserDataDoorbell:
+      break;  // the loop drains the message queues at every turn
     default:
       break;  // cancels and padding: nothing to do
   }
@@ -139,6 +142,19 @@ void Reactor::handle_reserved(const io_uring_cqe& cqe) {
 
 void Reactor::post(absl::AnyInvocable<void()> fn) {
   static_cast<Shard*>(this)->enqueue(std::move(fn));
+}
+
+bool Reactor::run_blocking(absl::AnyInvocable<void()> job) {
+  return static_cast<Shard*>(this)->blocking_pool()->submit(std::move(job));
+}
+
+bool Reactor::try_send(unsigned dst, absl::AnyInvocable<void()>& m) {
+  return static_cast<Shard*>(this)->try_send_message(dst, m);
+}
+
+void Reactor::send_later(unsigned dst, absl::AnyInvocable<void()> m,
+                         std::coroutine_handle<> resume) {
+  static_cast<Shard*>(this)->queue_message(dst, std::move(m), resume);
 }
 
 ShardCounters Reactor::counters() const noexcept {
@@ -150,6 +166,10 @@ ShardCounters Reactor::counters() const noexcept {
   c.tasks_run = counters_.tasks_run.get();
   c.ops_orphaned = counters_.ops_orphaned.get();
   c.sq_full_flushes = counters_.sq_full_flushes.get();
+  c.messages_sent = counters_.messages_sent.get();
+  c.messages_received = counters_.messages_received.get();
+  c.doorbells_sent = counters_.doorbells_sent.get();
+  c.outbox_waits = counters_.outbox_waits.get();
   c.ops_in_flight = in_flight_.get();
   return c;
 }

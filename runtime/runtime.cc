@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "absl/strings/str_format.h"
+#include "runtime/blocking_pool.h"
 #include "runtime/shard.h"
 
 namespace shardio {
@@ -44,11 +45,32 @@ Runtime::Runtime(RuntimeOptions options) : options_(options) {
                         "fewer shards or turn pinning off",
                         options_.shards, cpus.size()));
   }
-  shards_.reserve(options_.shards);
-  for (unsigned i = 0; i < options_.shards; ++i) {
+  const unsigned n = options_.shards;
+  blocking_ = std::make_unique<detail::BlockingPool>(options_.blocking_threads);
+  shards_.reserve(n);
+  for (unsigned i = 0; i < n; ++i) {
     const int cpu = options_.pin_cpus ? cpus[i] : -1;
-    shards_.push_back(
-        std::make_unique<detail::Shard>(i, options_.shards, options_, cpu));
+    shards_.push_back(std::make_unique<detail::Shard>(i, n, options_, cpu));
+  }
+  queues_.resize(static_cast<std::size_t>(n) * n);
+  for (unsigned src = 0; src < n; ++src) {
+    for (unsigned dst = 0; dst < n; ++dst) {
+      if (src != dst) {
+        queues_[src * n + dst] = std::make_unique<detail::MessageQueue>(
+            std::max(2u, options_.message_queue_capacity));
+      }
+    }
+  }
+  std::vector<detail::Shard*> peers;
+  for (auto& s : shards_) peers.push_back(s.get());
+  for (unsigned i = 0; i < n; ++i) {
+    std::vector<detail::MessageQueue*> out(n, nullptr), in(n, nullptr);
+    for (unsigned j = 0; j < n; ++j) {
+      out[j] = queues_[i * n + j].get();
+      in[j] = queues_[j * n + i].get();
+    }
+    shards_[i]->connect(peers, std::move(out), std::move(in),
+                        blocking_.get());
   }
   for (unsigned i = 0; i < options_.shards; ++i) {
     std::string err = shards_[i]->start();
@@ -81,8 +103,25 @@ void Runtime::post(unsigned shard, absl::AnyInvocable<void()> fn) {
                         "(the runtime has %d)",
                         shard, shards_.size()));
   }
+  detail::Reactor* here = detail::Reactor::current();
+  if (here != nullptr && here->shard_count() == shards_.size() &&
+      static_cast<detail::Reactor*>(shards_[here->shard_id()].get()) == here) {
+    here->send(shard, std::move(fn));  // one of our shards: its SPSC queue
+    return;
+  }
   shards_[shard]->enqueue(std::move(fn));
 }
+
+namespace detail {
+void check_shard_index(unsigned shard, const char* what) {
+  const unsigned n = Reactor::require_current().shard_count();
+  if (shard >= n) {
+    throw std::out_of_range(absl::StrFormat(
+        "shardio::%s: shard %d does not exist (the runtime has %d)", what,
+        shard, n));
+  }
+}
+}  // namespace detail
 
 void Runtime::stop() {
   if (stopped_) return;
@@ -90,6 +129,9 @@ void Runtime::stop() {
   stopped_ = true;
   for (auto& s : shards_) s->request_stop();
   for (auto& s : shards_) s->join();
+  // Blocking jobs still running finish (they cannot be interrupted); their
+  // replies find their shard stopped and are dropped with its inbox.
+  if (blocking_) blocking_->stop();
 }
 
 ShardCounters Runtime::counters(unsigned shard) const {

@@ -73,6 +73,7 @@ Shard::Shard(unsigned id, unsigned count, const RuntimeOptions& options,
 
 Shard::~Shard() {
   join();
+  if (ring_ready_) io_uring_queue_exit(&ring_);
   if (event_fd_ >= 0) ::close(event_fd_);
 }
 
@@ -81,7 +82,7 @@ std::string Shard::start() {
     return absl::StrFormat("eventfd failed: %s", std::strerror(errno));
   }
   thread_ = std::thread([this] { thread_main(); });
-  started_.WaitForNotification();
+  started_.wait();
   return start_error_;
 }
 
@@ -93,10 +94,109 @@ void Shard::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Shard::connect(std::vector<Shard*> peers, std::vector<MessageQueue*> out,
+                    std::vector<MessageQueue*> in, BlockingPool* blocking) {
+  blocking_ = blocking;
+  peers_ = std::move(peers);
+  outgoing_ = std::move(out);
+  incoming_ = std::move(in);
+  outbox_.resize(peers_.size());
+}
+
+bool Shard::try_send_message(unsigned dst, Message& m) {
+  if (dst == shard_id_) {
+    to_self_.push_back(std::move(m));
+    counters_.messages_sent.add();
+    return true;
+  }
+  if (!outbox_[dst].empty() || !outgoing_[dst]->try_push(std::move(m))) {
+    return false;
+  }
+  counters_.messages_sent.add();
+  notify(dst);
+  return true;
+}
+
+void Shard::queue_message(unsigned dst, Message m,
+                          std::coroutine_handle<> resume) {
+  counters_.outbox_waits.add();
+  outbox_[dst].push_back(Pending{std::move(m), resume});
+  ++outbox_size_;
+}
+
+void Shard::notify(unsigned dst) {
+  // Pairs with the loop's park protocol (wait_for_events): the queue's tail
+  // store and this load are seq_cst, as are the receiver's store to
+  // `sleeping_` and its look at the tails, so at least one side sees the
+  // other. exchange() lets exactly one sender ring per sleep.
+  Shard* d = peers_[dst];
+  if (!d->sleeping_.load(std::memory_order_seq_cst)) return;
+  if (!d->sleeping_.exchange(false, std::memory_order_seq_cst)) return;
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_msg_ring(sqe, d->ring_fd_, 0, kUserDataDoorbell, 0);
+  io_uring_sqe_set_data64(sqe, kUserDataIgnore);
+  counters_.doorbells_sent.add();
+}
+
+void Shard::flush_outbox() {
+  if (outbox_size_ == 0) return;
+  for (unsigned dst = 0; dst < outbox_.size(); ++dst) {
+    auto& box = outbox_[dst];
+    bool moved = false;
+    while (!box.empty()) {
+      Pending& p = box.front();
+      if (dst == shard_id_) {
+        to_self_.push_back(std::move(p.msg));
+      } else if (!outgoing_[dst]->try_push(std::move(p.msg))) {
+        break;
+      }
+      counters_.messages_sent.add();
+      if (p.resume) schedule(p.resume);
+      box.pop_front();
+      --outbox_size_;
+      moved = true;
+    }
+    if (moved && dst != shard_id_) notify(dst);
+  }
+}
+
+bool Shard::incoming_empty() const {
+  for (MessageQueue* q : incoming_) {
+    if (q != nullptr && !q->empty_seq_cst()) return false;
+  }
+  return to_self_.empty();
+}
+
+void Shard::drain_messages() {
+  for (MessageQueue* q : incoming_) {
+    if (q == nullptr) continue;
+    // At most one queue's worth per turn, so one busy sender cannot starve
+    // the others or this shard's tasks.
+    for (std::size_t budget = q->capacity(); budget > 0 && !stopping_;
+         --budget) {
+      Message* m = q->front();
+      if (m == nullptr) break;
+      Message run = std::move(*m);
+      q->pop_front();
+      counters_.messages_received.add();
+      run();
+    }
+  }
+  if (!to_self_.empty()) {
+    std::vector<Message> batch;
+    batch.swap(to_self_);
+    for (auto& m : batch) {
+      if (stopping_) break;
+      counters_.messages_received.add();
+      m();
+    }
+  }
+}
+
 void Shard::enqueue(absl::AnyInvocable<void()> fn) {
   bool was_empty;
   {
-    absl::MutexLock lock(&inbox_mu_);
+    std::lock_guard<std::mutex> lock(inbox_mu_);
     was_empty = inbox_.empty();
     inbox_.push_back(std::move(fn));
   }
@@ -157,13 +257,16 @@ void Shard::thread_main() {
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
   }
   start_error_ = setup_ring();
-  started_.Notify();
+  if (ring_ready_) ring_fd_ = ring_.ring_fd;
+  started_.notify();
   if (!ring_ready_) return;
 
   tls_current_ = this;
   arm_wake();
   while (!stopping_) {
     counters_.loop_turns.add();
+    drain_messages();
+    flush_outbox();
     run_ready();
     if (stopping_) break;
     wait_for_events();
@@ -189,9 +292,27 @@ void Shard::wait_for_events() {
     submit_and_get_events();
     return;
   }
+  // Park protocol: announce the sleep, then look at the queues once more.
+  sleeping_.store(true, std::memory_order_seq_cst);
+  if (!incoming_empty()) {
+    sleeping_.store(false, std::memory_order_relaxed);
+    submit_and_get_events();
+    return;
+  }
   for (;;) {
     counters_.enters.add();
-    const int ret = io_uring_submit_and_wait(&ring_, 1);
+    int ret;
+    if (outbox_size_ > 0) {
+      // Messages wait for room in a full queue: look again soon rather
+      // than sleeping until some other event.
+      __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 100 * 1000};
+      io_uring_cqe* cqe = nullptr;
+      ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      if (ret == -ETIME) ret = 0;
+    } else {
+      ret = io_uring_submit_and_wait(&ring_, 1);
+    }
+    sleeping_.store(false, std::memory_order_relaxed);
     if (ret >= 0) {
       counters_.sqes_submitted.add(static_cast<uint64_t>(ret));
       return;
@@ -226,7 +347,7 @@ void Shard::drain_inbox() {
   // SQ full reaps completions, which may drain the inbox again.
   std::vector<absl::AnyInvocable<void()>> batch;
   {
-    absl::MutexLock lock(&inbox_mu_);
+    std::lock_guard<std::mutex> lock(inbox_mu_);
     batch.swap(inbox_);
   }
   for (auto& fn : batch) {
@@ -244,10 +365,18 @@ void Shard::shutdown() {
   }
   std::vector<absl::AnyInvocable<void()>> unrun;
   {
-    absl::MutexLock lock(&inbox_mu_);
+    std::lock_guard<std::mutex> lock(inbox_mu_);
     unrun.swap(inbox_);
   }
   unrun.clear();  // messages not run: their captures are destroyed here
+  for (auto& box : outbox_) box.clear();
+  outbox_size_ = 0;
+  to_self_.clear();
+  for (MessageQueue* q : incoming_) {
+    if (q == nullptr) continue;
+    while (q->pop()) {
+    }
+  }
 
   if (wake_armed_) {
     io_uring_sqe* sqe = get_sqe();
@@ -278,9 +407,9 @@ void Shard::shutdown() {
     }
   }
   // Records orphaned during teardown completed above; what remains are
-  // cancel CQEs, which own nothing.
-  io_uring_queue_exit(&ring_);
-  ring_ready_ = false;
+  // cancel CQEs, which own nothing. The ring itself is closed by the
+  // destructor, after every shard has stopped, so that no doorbell is ever
+  // aimed at a closed (and perhaps reused) ring fd.
 }
 
 }  // namespace shardio::detail

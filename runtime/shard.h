@@ -6,18 +6,25 @@
 // the Runtime calls from its owner's thread.
 #pragma once
 
+#include <atomic>
+#include <deque>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "shardio/detail/event.h"
 #include "shardio/detail/reactor.h"
+#include "shardio/detail/spsc_queue.h"
 #include "shardio/runtime.h"
 
 namespace shardio::detail {
+
+class BlockingPool;
+using Message = absl::AnyInvocable<void()>;
+using MessageQueue = SpscQueue<Message>;
 
 class Shard final : public Reactor {
  public:
@@ -34,14 +41,27 @@ class Shard final : public Reactor {
 
   void enqueue(absl::AnyInvocable<void()> fn);
 
+  // Wires this shard to the others before any thread starts: peers[i] is
+  // shard i, out[i] the queue this shard fills for shard i, in[i] the queue
+  // shard i fills for this one (null for i == id).
+  void connect(std::vector<Shard*> peers, std::vector<MessageQueue*> out,
+               std::vector<MessageQueue*> in, BlockingPool* blocking);
+  BlockingPool* blocking_pool() const noexcept { return blocking_; }
+
   // Runs on the shard thread.
   void on_wake(const io_uring_cqe& cqe);
+  bool try_send_message(unsigned dst, Message& m);
+  void queue_message(unsigned dst, Message m, std::coroutine_handle<> resume);
 
  private:
   void thread_main();
   std::string setup_ring();
   void arm_wake();
   void drain_inbox();
+  void drain_messages();
+  void flush_outbox();
+  bool incoming_empty() const;
+  void notify(unsigned dst);
   void run_ready();
   void wait_for_events();
   void shutdown();
@@ -55,11 +75,28 @@ class Shard final : public Reactor {
   bool ring_ready_ = false;
 
   std::thread thread_;
-  absl::Notification started_;
+  Event started_;
   std::string start_error_;
 
-  absl::Mutex inbox_mu_;
-  std::vector<absl::AnyInvocable<void()>> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+  // Set (seq_cst) just before the loop blocks in io_uring_enter; a sender
+  // that sees it takes it back (exchange) and rings the doorbell.
+  alignas(kCacheLine) std::atomic<bool> sleeping_{false};
+  alignas(kCacheLine) int ring_fd_ = -1;
+
+  std::vector<Shard*> peers_;
+  BlockingPool* blocking_ = nullptr;
+  std::vector<MessageQueue*> outgoing_;
+  std::vector<MessageQueue*> incoming_;
+  struct Pending {
+    Message msg;
+    std::coroutine_handle<> resume;
+  };
+  std::vector<std::deque<Pending>> outbox_;  // per destination
+  std::size_t outbox_size_ = 0;
+  std::vector<Message> to_self_;
+
+  std::mutex inbox_mu_;  // std::mutex: visible to ThreadSanitizer
+  std::vector<absl::AnyInvocable<void()>> inbox_;
 };
 
 }  // namespace shardio::detail

@@ -22,6 +22,7 @@
 
 #include <coroutine>
 #include <exception>
+#include <future>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -31,7 +32,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
-#include "absl/synchronization/notification.h"
+#include "shardio/detail/event.h"
 #include "shardio/detail/frame_alloc.h"
 #include "shardio/detail/reactor.h"
 #include "shardio/task.h"
@@ -51,11 +52,19 @@ struct RuntimeOptions {
   // DEFER_TASKRUN, which is then not used.
   bool sqpoll = false;
   unsigned sqpoll_idle_ms = 50;
+  // Slots in each shard-to-shard SPSC queue (rounded up to a power of two).
+  // A sender that finds the queue full waits (see cross_shard.h).
+  unsigned message_queue_capacity = 1024;
+  // Threads of the pool behind spawn_blocking(), started on first use.
+  unsigned blocking_threads = 4;
 };
 
 namespace detail {
 
 class Shard;
+template <class T>
+class SpscQueue;
+class BlockingPool;
 
 // Shared by a spawned task's root coroutine and its JoinHandle (one shard,
 // so plain counts).
@@ -81,6 +90,28 @@ struct JoinState final : JoinStateBase {
   std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>>
       value;
 };
+
+template <class X>
+struct TaskValue {
+  using type = X;
+  static constexpr bool kIsTask = false;
+};
+template <class Y>
+struct TaskValue<Task<Y>> {
+  using type = Y;
+  static constexpr bool kIsTask = true;
+};
+
+// What fn() yields once awaited: X for X or Task<X>.
+template <class F>
+using CallValue = typename TaskValue<std::invoke_result_t<F&>>::type;
+
+template <class R>
+using Stored = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+
+// Throws std::out_of_range unless `shard` exists in the calling shard's
+// runtime.
+void check_shard_index(unsigned shard, const char* what);
 
 // The coroutine that owns a spawned Task on its shard.
 class RootTask {
@@ -227,8 +258,28 @@ class Runtime {
   template <class T>
   T block_on(Task<T> task);
 
-  // Runs `fn` on `shard` at its next loop turn. Callable from any thread.
+  // Runs `fn` on `shard` at its next loop turn. Callable from any thread
+  // (threads that are not shards go through the shard's inbox and eventfd;
+  // a shard uses its SPSC queue).
   void post(unsigned shard, absl::AnyInvocable<void()> fn);
+
+  // Runs fn() on `shard` (as a task if it returns a Task) and returns a
+  // future for its value or exception. For threads that are not shards; a
+  // future whose work was dropped by stop() reports broken_promise.
+  template <class F>
+  std::future<detail::CallValue<F>> submit(unsigned shard, F fn);
+
+  // Starts fn() (a task or a plain function) on `shard`, detached.
+  template <class F>
+  void spawn_on(unsigned shard, F fn) {
+    post(shard, [fn = std::move(fn)]() mutable {
+      if constexpr (detail::TaskValue<std::invoke_result_t<F&>>::kIsTask) {
+        spawn(fn()).detach();
+      } else {
+        fn();
+      }
+    });
+  }
 
   // Stops every shard: suspended tasks are destroyed, in-flight ops cancelled
   // and awaited, threads joined. Idempotent; the destructor calls it. Must
@@ -248,6 +299,10 @@ class Runtime {
   void check_not_on_shard(const char* what) const;
 
   RuntimeOptions options_;
+  // queues_[src * n + dst]; declared before shards_ so it outlives them.
+  std::vector<std::unique_ptr<detail::SpscQueue<absl::AnyInvocable<void()>>>>
+      queues_;
+  std::unique_ptr<detail::BlockingPool> blocking_;
   std::vector<std::unique_ptr<detail::Shard>> shards_;
   bool stopped_ = false;
 };
@@ -260,14 +315,14 @@ struct BlockOnState {
       value;
   std::exception_ptr exception;
   bool finished = false;
-  absl::Notification done;
+  Event done;
 };
 
 // Notifies block_on() even when the task is destroyed by a shutdown.
 template <class T>
 struct BlockOnGuard {
   BlockOnState<T>* s;
-  ~BlockOnGuard() { s->done.Notify(); }
+  ~BlockOnGuard() { s->done.notify(); }
 };
 
 template <class T>
@@ -295,13 +350,57 @@ T Runtime::block_on(Task<T> task) {
   post(0, [&s, t = std::move(task)]() mutable {
     spawn(detail::block_on_body(std::move(t), &s)).detach();
   });
-  s.done.WaitForNotification();
+  s.done.wait();
   if (s.exception) std::rethrow_exception(s.exception);
   if (!s.finished) {
     throw std::runtime_error(
         "shardio: the runtime stopped before the block_on task finished");
   }
   if constexpr (!std::is_void_v<T>) return std::move(*s.value);
+}
+
+namespace detail {
+template <class R>
+Task<void> fulfil(std::promise<R> p, Task<R> task) {
+  try {
+    if constexpr (std::is_void_v<R>) {
+      co_await std::move(task);
+      p.set_value();
+    } else {
+      p.set_value(co_await std::move(task));
+    }
+  } catch (...) {
+    p.set_exception(std::current_exception());
+  }
+}
+}  // namespace detail
+
+template <class F>
+std::future<detail::CallValue<F>> Runtime::submit(unsigned shard, F fn) {
+  using R = detail::CallValue<F>;
+  std::promise<R> p;
+  std::future<R> f = p.get_future();
+  post(shard, [p = std::move(p), fn = std::move(fn)]() mutable {
+    if constexpr (detail::TaskValue<std::invoke_result_t<F&>>::kIsTask) {
+      try {
+        spawn(detail::fulfil<R>(std::move(p), fn())).detach();
+      } catch (...) {
+        p.set_exception(std::current_exception());
+      }
+    } else {
+      try {
+        if constexpr (std::is_void_v<R>) {
+          fn();
+          p.set_value();
+        } else {
+          p.set_value(fn());
+        }
+      } catch (...) {
+        p.set_exception(std::current_exception());
+      }
+    }
+  });
+  return f;
 }
 
 // The number of shards of the runtime the calling shard belongs to.

@@ -48,6 +48,10 @@ struct ShardCounters {
   uint64_t tasks_run = 0;        // coroutine resumptions from the ready queue
   uint64_t ops_orphaned = 0;     // ops whose awaiter went away before the CQE
   uint64_t sq_full_flushes = 0;  // submissions forced by a full SQ
+  uint64_t messages_sent = 0;     // shard-to-shard messages queued
+  uint64_t messages_received = 0; // shard-to-shard messages run
+  uint64_t doorbells_sent = 0;    // IORING_OP_MSG_RING wake-ups sent
+  uint64_t outbox_waits = 0;      // messages that found the queue full
   uint64_t ops_in_flight = 0;    // records waiting for a final CQE (gauge)
 };
 
@@ -365,8 +369,28 @@ class Reactor {
   }
 
   // Runs `fn` on this shard's thread at its next loop turn; callable from any
-  // thread.
+  // thread (the inbox for threads that are not shards: a mutex and an
+  // eventfd).
   void post(absl::AnyInvocable<void()> fn);
+
+  // Shard-to-shard messages (call on this shard's thread). try_send() puts
+  // `m` into the SPSC queue towards `dst` and rings dst's doorbell if it may
+  // be parked; it fails, leaving `m` as it was, when the queue is full or
+  // earlier messages to `dst` are still waiting in this shard's outbox.
+  // send_later() never fails: `m` waits in the outbox (FIFO per destination)
+  // and `resume`, if set, is scheduled once `m` is in the queue. `dst` may be
+  // this shard.
+  bool try_send(unsigned dst, absl::AnyInvocable<void()>& m);
+  void send_later(unsigned dst, absl::AnyInvocable<void()> m,
+                  std::coroutine_handle<> resume);
+  // Hands `job` to the runtime's blocking thread pool; false once the
+  // runtime is stopping (the job is then dropped).
+  bool run_blocking(absl::AnyInvocable<void()> job);
+
+  // Sends now if possible, else through the outbox.
+  void send(unsigned dst, absl::AnyInvocable<void()> m) {
+    if (!try_send(dst, m)) send_later(dst, std::move(m), {});
+  }
 
   ShardCounters counters() const noexcept;
   uint64_t enters() const noexcept { return counters_.enters.get(); }
@@ -383,6 +407,10 @@ class Reactor {
     Counter tasks_run;
     Counter ops_orphaned;
     Counter sq_full_flushes;
+    Counter messages_sent;
+    Counter messages_received;
+    Counter doorbells_sent;
+    Counter outbox_waits;
   };
 
   io_uring_sqe* get_sqe_slow();
