@@ -4,6 +4,7 @@
 
 #include "shardio/batch.h"
 #include "shardio/buffer.h"
+#include "shardio/channel.h"
 #include "shardio/cross_shard.h"
 #include "shardio/operation.h"
 #include "shardio/ops/cancel.h"

@@ -71,7 +71,9 @@ class SpscQueue {
   void pop_front() noexcept {
     const std::size_t h = head_.value.load(std::memory_order_relaxed);
     std::launder(reinterpret_cast<T*>(&slots_[h & mask_].storage))->~T();
-    head_.value.store(h + 1, std::memory_order_release);
+    // seq_cst for the same reason as the tail in try_push, towards a
+    // producer waiting for room (Channel).
+    head_.value.store(h + 1, std::memory_order_seq_cst);
   }
   std::optional<T> pop() {
     T* f = front();
@@ -85,6 +87,12 @@ class SpscQueue {
   bool empty_seq_cst() const noexcept {
     return head_.value.load(std::memory_order_seq_cst) ==
            tail_.value.load(std::memory_order_seq_cst);
+  }
+  // Producer side: whether there is room (a fresh, ordered look).
+  bool has_room_seq_cst() const noexcept {
+    return tail_.value.load(std::memory_order_relaxed) -
+               head_.value.load(std::memory_order_seq_cst) <=
+           mask_;
   }
   std::size_t size_approx() const noexcept {
     return tail_.value.load(std::memory_order_relaxed) -
