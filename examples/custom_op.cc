@@ -35,9 +35,9 @@ static_assert(shardio::Operation<FileSize>);
 shardio::Task<int> run(std::vector<std::string> paths) {
   // One op on its own...
   auto first = co_await shardio::submit(FileSize(paths.front()));
-  std::printf("%s: %s\n", paths.front().c_str(),
-              first ? std::to_string(*first).c_str()
-                    : first.error().message().c_str());
+  std::printf(
+      "%s: %s\n", paths.front().c_str(),
+      first ? std::to_string(*first).c_str() : first.error().message().c_str());
 
   // ...and all of them in one submission.
   std::vector<FileSize> ops;

@@ -98,9 +98,9 @@ shardio::Task<ShardioRun> read_random(int fd, std::vector<uint64_t> order,
       free_bufs[k] = std::move(results[k].buf);
     }
   }
-  run.seconds = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - t0)
-                    .count();
+  run.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   run.after = shardio::this_shard::counters();
   co_return run;
 }
@@ -169,8 +169,7 @@ int main(int argc, char** argv) {
         ++base_bad;
       }
     }
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                         t0)
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
         .count();
   };
   pread_pass();
@@ -183,22 +182,24 @@ int main(int argc, char** argv) {
   const double base_rate = static_cast<double>(cfg.reads) / base_s;
   const double sh_rate = static_cast<double>(cfg.reads) / run.seconds;
   const uint64_t enters = run.after.enters - run.before.enters;
-  std::printf("shardio demo: %llu random 4 KiB reads from a %llu MiB "
-              "page-cached file\n",
-              static_cast<unsigned long long>(cfg.reads),
-              static_cast<unsigned long long>(cfg.file_mib));
+  std::printf(
+      "shardio demo: %llu random 4 KiB reads from a %llu MiB "
+      "page-cached file\n",
+      static_cast<unsigned long long>(cfg.reads),
+      static_cast<unsigned long long>(cfg.file_mib));
   std::printf("  baseline pread(2) loop      : %10.0f reads/s\n", base_rate);
-  std::printf("  shardio batch(depth %4u)   : %10.0f reads/s  (%.2fx the "
-              "baseline)\n",
-              cfg.depth, sh_rate, sh_rate / base_rate);
-  std::printf("  shardio counters: %llu SQEs, %llu io_uring_enter calls "
-              "(%.1f reads per syscall)\n",
-              static_cast<unsigned long long>(run.after.sqes_submitted -
-                                              run.before.sqes_submitted),
-              static_cast<unsigned long long>(enters),
-              enters ? static_cast<double>(cfg.reads) /
-                           static_cast<double>(enters)
-                     : 0.0);
+  std::printf(
+      "  shardio batch(depth %4u)   : %10.0f reads/s  (%.2fx the "
+      "baseline)\n",
+      cfg.depth, sh_rate, sh_rate / base_rate);
+  std::printf(
+      "  shardio counters: %llu SQEs, %llu io_uring_enter calls "
+      "(%.1f reads per syscall)\n",
+      static_cast<unsigned long long>(run.after.sqes_submitted -
+                                      run.before.sqes_submitted),
+      static_cast<unsigned long long>(enters),
+      enters ? static_cast<double>(cfg.reads) / static_cast<double>(enters)
+             : 0.0);
   if (run.bad != 0 || base_bad != 0) {
     std::printf("  DATA MISMATCH: %llu shardio, %llu baseline\n",
                 static_cast<unsigned long long>(run.bad),

@@ -18,8 +18,12 @@ void Cancel::prepare(io_uring_sqe& sqe) noexcept {
 }
 
 Result<uint32_t> Cancel::complete(const io_uring_cqe& cqe) noexcept {
-  // Without IORING_ASYNC_CANCEL_ALL the kernel reports 0 for "one cancelled".
-  if (cqe.res == 0 && target == Target::kUserData) return 1u;
+  if (cqe.res == 0) {
+    // Without IORING_ASYNC_CANCEL_ALL/ANY the kernel reports 0 for "one
+    // cancelled"; with them it reports a count, 0 meaning none matched.
+    if (target == Target::kUserData) return 1u;
+    return errno_code(ENOENT);
+  }
   return result_from_res(cqe.res);
 }
 

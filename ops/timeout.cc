@@ -4,7 +4,8 @@
 namespace shardio {
 
 __kernel_timespec to_kernel_timespec(std::chrono::nanoseconds d) noexcept {
-  if (d < std::chrono::nanoseconds::zero()) d = std::chrono::nanoseconds::zero();
+  if (d < std::chrono::nanoseconds::zero())
+    d = std::chrono::nanoseconds::zero();
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(d);
   return __kernel_timespec{
       .tv_sec = secs.count(),

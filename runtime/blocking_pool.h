@@ -20,7 +20,8 @@ namespace shardio::detail {
 
 class BlockingPool {
  public:
-  explicit BlockingPool(unsigned threads) : max_threads_(threads ? threads : 1) {}
+  explicit BlockingPool(unsigned threads)
+      : max_threads_(threads ? threads : 1) {}
   BlockingPool(const BlockingPool&) = delete;
   BlockingPool& operator=(const BlockingPool&) = delete;
   ~BlockingPool() { stop(); }

@@ -34,7 +34,7 @@ RecordPool::~RecordPool() {
       FreeNode* n = head;
       head = n->next;
       unpoison(n, static_cast<uint8_t>(&head - free_));
-      ::operator delete(n, std::align_val_t{64});
+      ::operator delete (n, std::align_val_t{64});
     }
   }
 }
@@ -185,8 +185,7 @@ void StopCancel::operator()() const noexcept {
   OpRecordBase* target = rec;
   const uint32_t gen = generation;
   r->post([r, target, gen] {
-    if (target->generation == gen &&
-        target->state == RecordState::kInFlight) {
+    if (target->generation == gen && target->state == RecordState::kInFlight) {
       r->cancel(target);
     }
   });

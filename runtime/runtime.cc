@@ -69,8 +69,7 @@ Runtime::Runtime(RuntimeOptions options) : options_(options) {
       out[j] = queues_[i * n + j].get();
       in[j] = queues_[j * n + i].get();
     }
-    shards_[i]->connect(peers, std::move(out), std::move(in),
-                        blocking_.get());
+    shards_[i]->connect(peers, std::move(out), std::move(in), blocking_.get());
   }
   for (unsigned i = 0; i < options_.shards; ++i) {
     std::string err = shards_[i]->start();
@@ -124,9 +123,8 @@ void check_shard_index(unsigned shard, const char* what) {
 }  // namespace detail
 
 void Runtime::stop() {
-  if (stopped_) return;
   check_not_on_shard("Runtime::stop");
-  stopped_ = true;
+  if (stopped_.exchange(true)) return;
   for (auto& s : shards_) s->request_stop();
   for (auto& s : shards_) s->join();
   // Blocking jobs still running finish (they cannot be interrupted); their

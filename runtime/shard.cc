@@ -194,12 +194,19 @@ void Shard::drain_messages() {
 }
 
 void Shard::enqueue(absl::AnyInvocable<void()> fn) {
-  bool was_empty;
+  bool was_empty = false;
+  bool closed;
   {
     std::lock_guard<std::mutex> lock(inbox_mu_);
-    was_empty = inbox_.empty();
-    inbox_.push_back(std::move(fn));
+    closed = inbox_closed_;
+    if (!closed) {
+      was_empty = inbox_.empty();
+      inbox_.push_back(std::move(fn));
+    }
   }
+  // The shard has shut down: nobody will run `fn`; it is destroyed here, by
+  // its caller's thread, outside the lock.
+  if (closed) return;
   // One eventfd write per empty->non-empty transition: the shard drains the
   // whole inbox after each wake CQE, so no message waits for a later write.
   if (was_empty) {
@@ -233,7 +240,8 @@ std::string Shard::setup_ring() {
     if (p.flags & IORING_SETUP_SQPOLL) {
       p.sq_thread_idle = options_.sqpoll_idle_ms;
     }
-    const int ret = io_uring_queue_init_params(options_.ring_entries, &ring_, &p);
+    const int ret =
+        io_uring_queue_init_params(options_.ring_entries, &ring_, &p);
     if (ret == 0) {
       setup_flags_ = candidates[i];
       ring_ready_ = true;
@@ -367,6 +375,7 @@ void Shard::shutdown() {
   {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     unrun.swap(inbox_);
+    inbox_closed_ = true;
   }
   unrun.clear();  // messages not run: their captures are destroyed here
   for (auto& box : outbox_) box.clear();

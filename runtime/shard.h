@@ -97,6 +97,7 @@ class Shard final : public Reactor {
 
   std::mutex inbox_mu_;  // std::mutex: visible to ThreadSanitizer
   std::vector<absl::AnyInvocable<void()>> inbox_;
+  bool inbox_closed_ = false;  // guarded by inbox_mu_
 };
 
 }  // namespace shardio::detail

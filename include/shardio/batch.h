@@ -108,8 +108,8 @@ class [[nodiscard]] SpanBatchAwaiter {
   bool await_ready() const noexcept { return recs_.empty(); }
   void await_suspend(std::coroutine_handle<> h) {
     const std::size_t n = recs_.size();
-    if (link_ && !reactor_->reserve_sqes(static_cast<unsigned>(
-                     std::min<std::size_t>(n, ~0u)))) {
+    if (link_ && !reactor_->reserve_sqes(
+                     static_cast<unsigned>(std::min<std::size_t>(n, ~0u)))) {
       throw_chain_too_long(n, reactor_->sq_entries());
     }
     waiter_.handle = h;
@@ -150,8 +150,8 @@ class [[nodiscard]] SpanBatchAwaiter {
 
 // Submits all ops in one loop turn; yields a tuple of their results.
 template <Operation... Ops>
-  requires(sizeof...(Ops) > 0)
-[[nodiscard]] detail::BatchAwaiter<Ops...> batch(Ops... ops) {
+requires(sizeof...(Ops) > 0)
+    [[nodiscard]] detail::BatchAwaiter<Ops...> batch(Ops... ops) {
   return detail::BatchAwaiter<Ops...>(false, std::move(ops)...);
 }
 
@@ -165,8 +165,8 @@ template <Operation Op>
 // Like batch(), but linked with IOSQE_IO_LINK: each op starts only after the
 // previous one succeeded; after a failure the rest complete with -ECANCELED.
 template <Operation... Ops>
-  requires(sizeof...(Ops) > 0)
-[[nodiscard]] detail::BatchAwaiter<Ops...> chain(Ops... ops) {
+requires(sizeof...(Ops) > 0)
+    [[nodiscard]] detail::BatchAwaiter<Ops...> chain(Ops... ops) {
   return detail::BatchAwaiter<Ops...>(true, std::move(ops)...);
 }
 

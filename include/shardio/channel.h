@@ -118,8 +118,7 @@ class Sender {
 
   class [[nodiscard]] SendAwaiter {
    public:
-    SendAwaiter(detail::ChannelState<T>* st, T v)
-        : st_(st), v_(std::move(v)) {}
+    SendAwaiter(detail::ChannelState<T>* st, T v) : st_(st), v_(std::move(v)) {}
     SendAwaiter(const SendAwaiter&) = delete;
     SendAwaiter& operator=(const SendAwaiter&) = delete;
     ~SendAwaiter() {
@@ -274,7 +273,8 @@ class Receiver {
   detail::ChannelState<T>* st_ = nullptr;
 };
 
-// A channel holding up to `capacity` values (rounded up to a power of two).
+// A channel holding up to `capacity` values (rounded up to a power of two,
+// at least 2).
 template <class T>
 std::pair<Sender<T>, Receiver<T>> make_channel(std::size_t capacity) {
   auto* st = new detail::ChannelState<T>(capacity);

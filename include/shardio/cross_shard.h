@@ -15,8 +15,9 @@
 // while the runtime runs; at shutdown, undelivered messages are destroyed.
 //
 // `fn` may return a value, void, or a Task<T> (then it runs as a task on the
-// target shard). Exceptions travel back to the caller. If the caller is
-// destroyed first, the reply is discarded when it arrives.
+// target shard, and `fn` itself — a coroutine lambda's captures — is kept
+// alive until that task ends). Exceptions travel back to the caller. If the
+// caller is destroyed first, the reply is discarded when it arrives.
 //
 // Thread-safety: call these from tasks on a shard. Threads that are not
 // shards use Runtime::post / Runtime::submit.
@@ -119,20 +120,13 @@ Task<void> run_remote_task(CallRef<R> ref, Task<R> task) {
   reply(std::move(ref));
 }
 
-// On the target shard: run fn (as a task if it returns one), then reply.
+// On the target shard: run fn (as a task if it returns one, keeping fn alive
+// until that task ends), then reply.
 template <class R, class F>
 void run_call(CallRef<R> ref, F& fn) {
-  using Raw = std::invoke_result_t<F&>;
-  if constexpr (TaskValue<Raw>::kIsTask) {
-    std::optional<Raw> task;
-    try {
-      task.emplace(fn());
-    } catch (...) {
-      ref->exception = std::current_exception();
-      reply(std::move(ref));
-      return;
-    }
-    spawn(run_remote_task<R>(std::move(ref), std::move(*task))).detach();
+  if constexpr (TaskValue<std::invoke_result_t<F&>>::kIsTask) {
+    spawn(run_remote_task<R>(std::move(ref), invoke_task(std::move(fn))))
+        .detach();
   } else {
     store_result<R>(ref.get(), [&]() -> R { return fn(); });
     reply(std::move(ref));
@@ -180,10 +174,10 @@ class [[nodiscard]] SubmitToAwaiter : public CallAwaiterBase<CallValue<F>> {
   SubmitToAwaiter(unsigned shard, F fn) : shard_(shard), fn_(std::move(fn)) {}
   void await_suspend(std::coroutine_handle<> caller) {
     CallState<R>* s = this->begin(caller);
-    absl::AnyInvocable<void()> msg =
-        [ref = CallRef<R>(s), fn = std::move(fn_)]() mutable {
-          run_call<R>(std::move(ref), fn);
-        };
+    absl::AnyInvocable<void()> msg = [ref = CallRef<R>(s),
+                                      fn = std::move(fn_)]() mutable {
+      run_call<R>(std::move(ref), fn);
+    };
     s->home->send(shard_, std::move(msg));
   }
 

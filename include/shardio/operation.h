@@ -5,13 +5,16 @@
 // (buffers, iovecs, sockaddrs, timespecs, fds) and has two handlers:
 //
 //   void prepare(io_uring_sqe& sqe);       // fill one zeroed SQE, nothing else
-//   R    complete(const io_uring_cqe& cqe);  // turn the final CQE into a result
+//   R    complete(const io_uring_cqe& cqe);  // turn the final CQE into a
+//   result
 //
 // `co_await shardio::submit(std::move(op))` moves the op into a completion
 // record owned by the current shard, where it stays at one address until its
 // final CQE, and returns what complete() returned. Do not set sqe.user_data
 // (the runtime owns it); flags you set in prepare() are kept, and chain() adds
 // IOSQE_IO_LINK on top.
+//
+// An exception thrown by complete() is rethrown from the co_await.
 //
 // If the awaiting coroutine is destroyed before the CQE arrives, the record is
 // orphaned: the shard submits IORING_OP_ASYNC_CANCEL and destroys the op (and

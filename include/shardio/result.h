@@ -4,8 +4,8 @@
 // Result<T> is shaped like std::expected<T, std::error_code> (has_value(),
 // value(), error(), operator*, operator->, value_or) so that it can become an
 // alias of it under C++23. Errors from the kernel arrive as negative errno
-// values in a CQE; `Result<T>::from_res()` and `error_from_res()` turn them into
-// std::error_code in std::system_category().
+// values in a CQE; `Result<T>::from_res()` and `error_from_res()` turn them
+// into std::error_code in std::system_category().
 //
 // Thread-safety: a plain value type; no internal synchronization.
 #pragma once
@@ -67,14 +67,15 @@ class [[nodiscard]] Result {
   Result(Unexpected u) noexcept : ec_(u.error()), has_(false) {}  // NOLINT
   Result(std::error_code ec) noexcept : ec_(ec), has_(false) {}   // NOLINT
 
-  Result(const Result& o) : ec_(o.ec_), has_(o.has_) {
+  Result(const Result& o) requires std::is_copy_constructible_v<T>
+      : ec_(o.ec_), has_(o.has_) {
     if (has_) new (&v_) T(o.v_);
   }
   Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
       : ec_(o.ec_), has_(o.has_) {
     if (has_) new (&v_) T(std::move(o.v_));
   }
-  Result& operator=(const Result& o) {
+  Result& operator=(const Result& o) requires std::is_copy_constructible_v<T> {
     if (this != &o) {
       reset();
       ec_ = o.ec_;

@@ -20,6 +20,7 @@
 // shard; a JoinHandle stays on the shard that created it.
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <exception>
 #include <future>
@@ -87,8 +88,7 @@ struct JoinStateBase {
 
 template <class T>
 struct JoinState final : JoinStateBase {
-  std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>>
-      value;
+  std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>> value;
 };
 
 template <class X>
@@ -109,6 +109,14 @@ using CallValue = typename TaskValue<std::invoke_result_t<F&>>::type;
 template <class R>
 using Stored = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
 
+// Calls fn() and awaits the Task it returns, keeping `fn` alive in this
+// frame meanwhile: a coroutine lambda's captures live in the lambda object,
+// which must outlive the task it started.
+template <class F>
+Task<CallValue<F>> invoke_task(F fn) {
+  co_return co_await fn();
+}
+
 // Throws std::out_of_range unless `shard` exists in the calling shard's
 // runtime.
 void check_shard_index(unsigned shard, const char* what);
@@ -122,8 +130,7 @@ class RootTask {
       frame_free(p, n);
     }
     RootTask get_return_object() noexcept {
-      return RootTask{
-          std::coroutine_handle<promise_type>::from_promise(*this)};
+      return RootTask{std::coroutine_handle<promise_type>::from_promise(*this)};
     }
     std::suspend_always initial_suspend() noexcept { return {}; }
     struct FinalAwaiter {
@@ -260,7 +267,8 @@ class Runtime {
 
   // Runs `fn` on `shard` at its next loop turn. Callable from any thread
   // (threads that are not shards go through the shard's inbox and eventfd;
-  // a shard uses its SPSC queue).
+  // a shard uses its SPSC queue). Once the shard has stopped, `fn` is
+  // destroyed without running.
   void post(unsigned shard, absl::AnyInvocable<void()> fn);
 
   // Runs fn() on `shard` (as a task if it returns a Task) and returns a
@@ -274,7 +282,7 @@ class Runtime {
   void spawn_on(unsigned shard, F fn) {
     post(shard, [fn = std::move(fn)]() mutable {
       if constexpr (detail::TaskValue<std::invoke_result_t<F&>>::kIsTask) {
-        spawn(fn()).detach();
+        spawn(detail::invoke_task(std::move(fn))).detach();
       } else {
         fn();
       }
@@ -304,15 +312,14 @@ class Runtime {
       queues_;
   std::unique_ptr<detail::BlockingPool> blocking_;
   std::vector<std::unique_ptr<detail::Shard>> shards_;
-  bool stopped_ = false;
+  std::atomic<bool> stopped_{false};
 };
 
 namespace detail {
 
 template <class T>
 struct BlockOnState {
-  std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>>
-      value;
+  std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>> value;
   std::exception_ptr exception;
   bool finished = false;
   Event done;
@@ -323,6 +330,25 @@ template <class T>
 struct BlockOnGuard {
   BlockOnState<T>* s;
   ~BlockOnGuard() { s->done.notify(); }
+};
+
+// Owned by the message that carries a block_on task to shard 0: if the
+// message is destroyed without running (the runtime stopped), the caller
+// still wakes.
+template <class T>
+class BlockOnTicket {
+ public:
+  explicit BlockOnTicket(BlockOnState<T>* s) noexcept : s_(s) {}
+  BlockOnTicket(BlockOnTicket&& o) noexcept
+      : s_(std::exchange(o.s_, nullptr)) {}
+  BlockOnTicket& operator=(BlockOnTicket&&) = delete;
+  ~BlockOnTicket() {
+    if (s_ != nullptr) s_->done.notify();
+  }
+  BlockOnState<T>* take() noexcept { return std::exchange(s_, nullptr); }
+
+ private:
+  BlockOnState<T>* s_;
 };
 
 template <class T>
@@ -346,10 +372,15 @@ Task<void> block_on_body(Task<T> task, BlockOnState<T>* s) {
 template <class T>
 T Runtime::block_on(Task<T> task) {
   check_not_on_shard("Runtime::block_on");
+  if (stopped_.load()) {
+    throw std::runtime_error(
+        "shardio: Runtime::block_on was called after the runtime stopped");
+  }
   detail::BlockOnState<T> s;
-  post(0, [&s, t = std::move(task)]() mutable {
-    spawn(detail::block_on_body(std::move(t), &s)).detach();
-  });
+  post(0,
+       [ticket = detail::BlockOnTicket<T>(&s), t = std::move(task)]() mutable {
+         spawn(detail::block_on_body(std::move(t), ticket.take())).detach();
+       });
   s.done.wait();
   if (s.exception) std::rethrow_exception(s.exception);
   if (!s.finished) {
@@ -382,11 +413,8 @@ std::future<detail::CallValue<F>> Runtime::submit(unsigned shard, F fn) {
   std::future<R> f = p.get_future();
   post(shard, [p = std::move(p), fn = std::move(fn)]() mutable {
     if constexpr (detail::TaskValue<std::invoke_result_t<F&>>::kIsTask) {
-      try {
-        spawn(detail::fulfil<R>(std::move(p), fn())).detach();
-      } catch (...) {
-        p.set_exception(std::current_exception());
-      }
+      spawn(detail::fulfil<R>(std::move(p), detail::invoke_task(std::move(fn))))
+          .detach();
     } else {
       try {
         if constexpr (std::is_void_v<R>) {

@@ -21,9 +21,10 @@
 #include <atomic>
 #include <bit>
 #include <coroutine>
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
+#include <exception>
 #include <new>
 #include <optional>
 #include <type_traits>
@@ -41,26 +42,26 @@ namespace shardio {
 // A snapshot of one shard's counters (see Runtime::counters and
 // this_shard::counters).
 struct ShardCounters {
-  uint64_t sqes_submitted = 0;   // SQEs handed to the kernel
-  uint64_t cqes_reaped = 0;      // CQEs consumed from the CQ ring
-  uint64_t enters = 0;           // io_uring_enter system calls
-  uint64_t loop_turns = 0;       // iterations of the shard loop
-  uint64_t tasks_run = 0;        // coroutine resumptions from the ready queue
-  uint64_t ops_orphaned = 0;     // ops whose awaiter went away before the CQE
-  uint64_t sq_full_flushes = 0;  // submissions forced by a full SQ
-  uint64_t messages_sent = 0;     // shard-to-shard messages queued
-  uint64_t messages_received = 0; // shard-to-shard messages run
-  uint64_t doorbells_sent = 0;    // IORING_OP_MSG_RING wake-ups sent
-  uint64_t outbox_waits = 0;      // messages that found the queue full
-  uint64_t ops_in_flight = 0;    // records waiting for a final CQE (gauge)
+  uint64_t sqes_submitted = 0;     // SQEs handed to the kernel
+  uint64_t cqes_reaped = 0;        // CQEs consumed from the CQ ring
+  uint64_t enters = 0;             // io_uring_enter system calls
+  uint64_t loop_turns = 0;         // iterations of the shard loop
+  uint64_t tasks_run = 0;          // coroutine resumptions from the ready queue
+  uint64_t ops_orphaned = 0;       // ops whose awaiter went away before the CQE
+  uint64_t sq_full_flushes = 0;    // submissions forced by a full SQ
+  uint64_t messages_sent = 0;      // shard-to-shard messages queued
+  uint64_t messages_received = 0;  // shard-to-shard messages run
+  uint64_t doorbells_sent = 0;     // IORING_OP_MSG_RING wake-ups sent
+  uint64_t outbox_waits = 0;       // messages that found the queue full
+  uint64_t ops_in_flight = 0;      // records waiting for a final CQE (gauge)
 };
 
 namespace detail {
 
 // user_data values below this are reserved for the runtime's own SQEs;
 // records are 64-byte aligned, so their addresses are never this small.
-inline constexpr uint64_t kUserDataIgnore = 1;  // cancels, padding NOPs
-inline constexpr uint64_t kUserDataWake = 2;    // the shard's eventfd read
+inline constexpr uint64_t kUserDataIgnore = 1;    // cancels, padding NOPs
+inline constexpr uint64_t kUserDataWake = 2;      // the shard's eventfd read
 inline constexpr uint64_t kUserDataDoorbell = 3;  // IORING_OP_MSG_RING wake
 inline constexpr uint64_t kReservedUserDataLimit = 64;
 
@@ -68,12 +69,10 @@ inline constexpr uint64_t kReservedUserDataLimit = 64;
 class Counter {
  public:
   void add(uint64_t n = 1) noexcept {
-    v_.store(v_.load(std::memory_order_relaxed) + n,
-             std::memory_order_relaxed);
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
   void sub(uint64_t n = 1) noexcept {
-    v_.store(v_.load(std::memory_order_relaxed) - n,
-             std::memory_order_relaxed);
+    v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
   }
   uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
 
@@ -102,28 +101,44 @@ struct alignas(64) OpRecordBase {
   bool orphaned = false;
 };
 
-// Holds what complete() returned, including void.
+// Holds what complete() returned, including void, or what it threw (handed
+// to the awaiter by take(); the shard loop never sees it).
 template <class R>
 struct ResultSlot {
   std::optional<R> value;
+  std::exception_ptr exception;
   template <class F>
-  void fill(F&& f) {
-    value.emplace(f());
+  void fill(F&& f) noexcept {
+    try {
+      value.emplace(f());
+    } catch (...) {
+      exception = std::current_exception();
+    }
   }
-  R take() { return std::move(*value); }
+  R take() {
+    if (exception) std::rethrow_exception(exception);
+    return std::move(*value);
+  }
 };
 template <>
 struct ResultSlot<void> {
+  std::exception_ptr exception;
   template <class F>
-  void fill(F&& f) {
-    f();
+  void fill(F&& f) noexcept {
+    try {
+      f();
+    } catch (...) {
+      exception = std::current_exception();
+    }
   }
-  void take() {}
+  void take() {
+    if (exception) std::rethrow_exception(exception);
+  }
 };
 
 template <class Op>
-using CompleteResult = decltype(std::declval<Op&>().complete(
-    std::declval<const io_uring_cqe&>()));
+using CompleteResult =
+    decltype(std::declval<Op&>().complete(std::declval<const io_uring_cqe&>()));
 
 template <class Op>
 struct OpRecord final : OpRecordBase {
@@ -135,7 +150,9 @@ struct OpRecord final : OpRecordBase {
       self->result.fill([&]() -> R { return self->op.complete(cqe); });
       return true;
     };
-    destroy = [](OpRecordBase* b) noexcept { static_cast<OpRecord*>(b)->~OpRecord(); };
+    destroy = [](OpRecordBase* b) noexcept {
+      static_cast<OpRecord*>(b)->~OpRecord();
+    };
   }
 
   Op op;
@@ -189,7 +206,7 @@ class RecordPool {
       free_[cls] = n->next;
       return n;
     }
-    void* p = ::operator new(kMinSize << cls, std::align_val_t{64});
+    void* p = ::operator new (kMinSize << cls, std::align_val_t{64});
     std::memset(p, 0, kMinSize);  // a fresh block starts at generation 0
     return p;
   }
@@ -222,9 +239,9 @@ inline void RecordPool::poison([[maybe_unused]] void* p,
   constexpr std::size_t kGenEnd =
       offsetof(OpRecordBase, generation) + sizeof(uint32_t);
   char* c = static_cast<char*>(p);
-  ASAN_POISON_MEMORY_REGION(c + sizeof(FreeNode),
-                            offsetof(OpRecordBase, generation) -
-                                sizeof(FreeNode));
+  ASAN_POISON_MEMORY_REGION(
+      c + sizeof(FreeNode),
+      offsetof(OpRecordBase, generation) - sizeof(FreeNode));
   ASAN_POISON_MEMORY_REGION(c + kGenEnd, (kMinSize << cls) - kGenEnd);
 #endif
 }
@@ -284,7 +301,8 @@ class Reactor {
   // A zeroed SQE; submits what is queued first when the SQ is full.
   io_uring_sqe* get_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (sqe == nullptr) [[unlikely]] sqe = get_sqe_slow();
+    if (sqe == nullptr) [[unlikely]]
+      sqe = get_sqe_slow();
     std::memset(sqe, 0, sizeof(*sqe));
     return sqe;
   }

@@ -30,14 +30,14 @@ class SpscQueue {
     while (cap < capacity) cap *= 2;
     mask_ = cap - 1;
     slots_ = static_cast<Slot*>(
-        ::operator new(sizeof(Slot) * cap, std::align_val_t{alignof(Slot)}));
+        ::operator new (sizeof(Slot) * cap, std::align_val_t{alignof(Slot)}));
   }
   SpscQueue(const SpscQueue&) = delete;
   SpscQueue& operator=(const SpscQueue&) = delete;
   ~SpscQueue() {
     while (pop()) {
     }
-    ::operator delete(slots_, std::align_val_t{alignof(Slot)});
+    ::operator delete (slots_, std::align_val_t{alignof(Slot)});
   }
 
   std::size_t capacity() const noexcept { return mask_ + 1; }

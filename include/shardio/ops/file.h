@@ -3,8 +3,8 @@
 // Read and Write own their buffer (any OwnedBuffer, see buffer.h) until the
 // final CQE and return it with the byte count:
 //
-//   auto fd = co_await shardio::submit(shardio::OpenAt(AT_FDCWD, "f", O_RDONLY));
-//   auto [n, buf] = co_await shardio::submit(
+//   auto fd = co_await shardio::submit(shardio::OpenAt(AT_FDCWD, "f",
+//   O_RDONLY)); auto [n, buf] = co_await shardio::submit(
 //       shardio::Read(*fd, std::vector<std::byte>(4096), 0));
 //
 // An offset of kCurrentPosition reads or writes at the file position and
