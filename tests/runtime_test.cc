@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -27,6 +28,7 @@
 #include "absl/base/config.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "shardio/cross_shard.h"
 #include "shardio/operation.h"
 #include "shardio/ops/file.h"
 #include "shardio/ops/nop.h"
@@ -806,6 +808,49 @@ TEST(RuntimeTest, BlockOnAfterStopThrows) {
   }
   caller.join();
   EXPECT_TRUE(st->threw);
+}
+
+std::size_t CountEntries(const char* dir) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e :
+       std::filesystem::directory_iterator(dir)) {
+    ++n;
+  }
+  return n;
+}
+
+Task<int> BusyWork() {
+  // Ops, a cross-shard call, a blocking job and a task left suspended.
+  (void)co_await submit(Nop{});
+  int v = co_await submit_to(1, [] { return 1; });
+  v += co_await spawn_blocking([] { return 1; });
+  spawn([]() -> Task<void> { (void)co_await sleep(std::chrono::hours(1)); }())
+      .detach();
+  co_return v;
+}
+
+// A runtime leaves no fd (rings, eventfds) and no thread (shards, blocking
+// pool) behind once destroyed.
+TEST(RuntimeTest, DestroyingARuntimeLeavesNoFdOrThreadBehind) {
+  const std::size_t fds_before = CountEntries("/proc/self/fd");
+  const std::size_t threads_before = CountEntries("/proc/self/task");
+  {
+    Runtime rt(RuntimeOptions{.shards = 4});
+    EXPECT_EQ(rt.block_on(BusyWork()), 2);
+    EXPECT_GT(CountEntries("/proc/self/fd"), fds_before);
+    EXPECT_GT(CountEntries("/proc/self/task"), threads_before);
+  }
+  EXPECT_EQ(CountEntries("/proc/self/fd"), fds_before);
+  // Our threads are joined by then; io_uring's own workers (threads of this
+  // process too) exit asynchronously after their ring closes, so wait for
+  // the count to come back, generously bounded.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (CountEntries("/proc/self/task") > threads_before &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(CountEntries("/proc/self/task"), threads_before);
 }
 
 }  // namespace
