@@ -297,9 +297,19 @@ void Shard::run_ready() {
 
 void Shard::wait_for_events() {
   if (!ready_.empty()) {
+    // Tasks are waiting to run. Enter the kernel only when there is
+    // something to submit, or every kMaxTurnsWithoutEnter turns: with
+    // DEFER_TASKRUN completions are posted only inside io_uring_enter, so
+    // they must not wait for ever behind tasks that keep yielding.
+    if (io_uring_sq_ready(&ring_) == 0 &&
+        ++turns_without_enter_ < kMaxTurnsWithoutEnter) {
+      return;
+    }
+    turns_without_enter_ = 0;
     submit_and_get_events();
     return;
   }
+  turns_without_enter_ = 0;
   // Park protocol: announce the sleep, then look at the queues once more.
   sleeping_.store(true, std::memory_order_seq_cst);
   if (!incoming_empty()) {

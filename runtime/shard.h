@@ -73,6 +73,8 @@ class Shard final : public Reactor {
   bool wake_armed_ = false;
   bool stopping_ = false;
   bool ring_ready_ = false;
+  static constexpr unsigned kMaxTurnsWithoutEnter = 16;
+  unsigned turns_without_enter_ = 0;
 
   std::thread thread_;
   Event started_;
