@@ -153,6 +153,21 @@ ShardCounters counters() {
 unsigned setup_flags() {
   return detail::Reactor::require_current().setup_flags();
 }
+bool supports(uint8_t opcode) {
+  return detail::Reactor::require_current().opcode_supported(opcode);
+}
+Result<unsigned> register_file(int fd) {
+  return detail::Reactor::require_current().register_file(fd);
+}
+Result<void> unregister_file(unsigned slot) {
+  return detail::Reactor::require_current().unregister_file(slot);
+}
+Result<unsigned> register_buffer(void* base, std::size_t len) {
+  return detail::Reactor::require_current().register_buffer(base, len);
+}
+Result<void> unregister_buffer(unsigned slot) {
+  return detail::Reactor::require_current().unregister_buffer(slot);
+}
 
 }  // namespace this_shard
 }  // namespace shardio

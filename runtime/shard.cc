@@ -68,6 +68,8 @@ Shard::Shard(unsigned id, unsigned count, const RuntimeOptions& options,
     : options_(options), cpu_(cpu) {
   shard_id_ = id;
   shard_count_ = count;
+  max_fixed_files_ = options.max_fixed_files;
+  max_fixed_buffers_ = options.max_fixed_buffers;
   event_fd_ = ::eventfd(0, EFD_CLOEXEC);
 }
 
@@ -245,6 +247,12 @@ std::string Shard::setup_ring() {
     if (ret == 0) {
       setup_flags_ = candidates[i];
       ring_ready_ = true;
+      if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
+        for (int op = 0; op <= probe->last_op && op < 256; ++op) {
+          if (io_uring_opcode_supported(probe, op)) supported_ops_.set(op);
+        }
+        io_uring_free_probe(probe);
+      }
       return {};
     }
     err = -ret;

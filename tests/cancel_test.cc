@@ -26,56 +26,15 @@
 #include "shardio/result.h"
 #include "shardio/runtime.h"
 #include "shardio/task.h"
+#include "tests/test_util.h"
 
 namespace shardio {
 namespace {
 
+using test::Pipe;
+using test::PipeWatchdog;
+
 constexpr int kMaxYields = 100000;
-
-class Pipe {
- public:
-  Pipe() {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) == 0) {
-      read_fd_ = fds[0];
-      write_fd_ = fds[1];
-    }
-  }
-  Pipe(const Pipe&) = delete;
-  Pipe& operator=(const Pipe&) = delete;
-  ~Pipe() {
-    if (read_fd_ >= 0) ::close(read_fd_);
-    if (write_fd_ >= 0) ::close(write_fd_);
-  }
-  bool ok() const { return read_fd_ >= 0; }
-  int read_fd() const { return read_fd_; }
-  int write_fd() const { return write_fd_; }
-
- private:
-  int read_fd_ = -1;
-  int write_fd_ = -1;
-};
-
-// Unless disarmed within a minute, writes a byte into a pipe so that a read
-// that a broken cancel left in flight completes: the test then fails on its
-// assertions instead of hanging. Declare it after the Pipe, before the
-// Runtime.
-class PipeWatchdog {
- public:
-  explicit PipeWatchdog(int write_fd)
-      : thread_([this, write_fd] {
-          if (!disarmed_.WaitForNotificationWithTimeout(absl::Seconds(60))) {
-            const char c = 'w';
-            if (::write(write_fd, &c, 1) < 0) {
-            }
-          }
-        }) {}
-  ~PipeWatchdog() { disarmed_.Notify(); }
-
- private:
-  absl::Notification disarmed_;
-  std::jthread thread_;
-};
 
 void write_byte(int fd) {
   const char c = 'x';

@@ -29,9 +29,14 @@
 #include "shardio/result.h"
 #include "shardio/runtime.h"
 #include "shardio/task.h"
+#include "tests/test_util.h"
 
 namespace shardio {
 namespace {
+
+using test::Eager;
+using test::Pipe;
+using test::PipeWatchdog;
 
 using std::chrono::steady_clock;
 using std::chrono_literals::operator""h;
@@ -61,51 +66,6 @@ struct TaggedNop {
   int complete(const io_uring_cqe& cqe) noexcept {
     return cqe.res < 0 ? -1 : tag;
   }
-};
-
-class Pipe {
- public:
-  Pipe() {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) == 0) {
-      read_fd_ = fds[0];
-      write_fd_ = fds[1];
-    }
-  }
-  Pipe(const Pipe&) = delete;
-  Pipe& operator=(const Pipe&) = delete;
-  ~Pipe() {
-    if (read_fd_ >= 0) ::close(read_fd_);
-    if (write_fd_ >= 0) ::close(write_fd_);
-  }
-  bool ok() const { return read_fd_ >= 0; }
-  int read_fd() const { return read_fd_; }
-  int write_fd() const { return write_fd_; }
-
- private:
-  int read_fd_ = -1;
-  int write_fd_ = -1;
-};
-
-// Unless disarmed within a minute, writes a byte into a pipe so that a read
-// that a broken timeout left in flight completes: the test then fails on its
-// assertions instead of hanging. Declare it after the Pipe, before the
-// Runtime.
-class PipeWatchdog {
- public:
-  explicit PipeWatchdog(int write_fd)
-      : thread_([this, write_fd] {
-          if (!disarmed_.WaitForNotificationWithTimeout(absl::Seconds(60))) {
-            const char c = 'w';
-            if (::write(write_fd, &c, 1) < 0) {
-            }
-          }
-        }) {}
-  ~PipeWatchdog() { disarmed_.Notify(); }
-
- private:
-  absl::Notification disarmed_;
-  std::jthread thread_;
 };
 
 // What happened to one tracked op, written by the op itself.
@@ -144,31 +104,6 @@ struct TrackedRead {
   int fd;
   std::vector<char> buf;
   OpTrace* trace;
-};
-
-// A coroutine that starts eagerly and stays suspended at its end, so that the
-// test owns its frame and can destroy it while it waits.
-class Eager {
- public:
-  struct promise_type {
-    Eager get_return_object() noexcept {
-      return Eager(std::coroutine_handle<promise_type>::from_promise(*this));
-    }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-  explicit Eager(std::coroutine_handle<promise_type> h) : h_(h) {}
-  Eager(Eager&& o) noexcept : h_(std::exchange(o.h_, {})) {}
-  Eager& operator=(Eager&&) = delete;
-  ~Eager() { destroy(); }
-  void destroy() {
-    if (h_) std::exchange(h_, {}).destroy();
-  }
-
- private:
-  std::coroutine_handle<promise_type> h_;
 };
 
 Eager await_read_with_timeout(int fd, OpTrace* trace) {

@@ -1,11 +1,13 @@
-// shardio/result.h — Result<T>: the value of an operation or the error that
-// stopped it.
+// shardio/result.h — Result<T, E>: the value of an operation or the error
+// that stopped it.
 //
-// Result<T> is shaped like std::expected<T, std::error_code> (has_value(),
-// value(), error(), operator*, operator->, value_or) so that it can become an
-// alias of it under C++23. Errors from the kernel arrive as negative errno
-// values in a CQE; `Result<T>::from_res()` and `error_from_res()` turn them
-// into std::error_code in std::system_category().
+// Result<T, E = std::error_code> is shaped like std::expected<T, E>
+// (has_value(), value(), error(), operator*, operator->, value_or) so that it
+// can become an alias of it under C++23. Errors from the kernel arrive as
+// negative errno values in a CQE; `error_from_res()` and `result_from_res()`
+// turn them into std::error_code in std::system_category(). Layers that know
+// more (the file system API knows the path) use a richer E; value() throws
+// std::system_error built by `throw_result_error(e)`, found by ADL.
 //
 // Thread-safety: a plain value type; no internal synchronization.
 #pragma once
@@ -20,16 +22,21 @@
 
 namespace shardio {
 
-// Wraps an error so that it can construct a Result<T> of any T, like
+// Wraps an error so that it can construct a Result<T, E> of any T, like
 // std::unexpected.
+template <class E = std::error_code>
 class Unexpected {
  public:
-  explicit Unexpected(std::error_code ec) noexcept : ec_(ec) {}
-  const std::error_code& error() const noexcept { return ec_; }
+  explicit Unexpected(E e) noexcept(std::is_nothrow_move_constructible_v<E>)
+      : e_(std::move(e)) {}
+  const E& error() const& noexcept { return e_; }
+  E&& error() && noexcept { return std::move(e_); }
 
  private:
-  std::error_code ec_;
+  E e_;
 };
+template <class E>
+Unexpected(E) -> Unexpected<E>;
 
 // The error_code for a positive errno value (ECANCELED, ETIME, ...).
 inline std::error_code errno_code(int err) noexcept {
@@ -41,15 +48,19 @@ inline std::error_code error_from_res(int32_t res) noexcept {
   return errno_code(-res);
 }
 
-template <class T>
+[[noreturn]] inline void throw_result_error(const std::error_code& ec) {
+  throw std::system_error(ec);
+}
+
+template <class T, class E = std::error_code>
 class [[nodiscard]] Result {
   static_assert(!std::is_reference_v<T>, "Result<T&> is not supported");
-  static_assert(!std::is_same_v<std::remove_cv_t<T>, std::error_code>,
-                "Result<std::error_code> is ambiguous");
+  static_assert(!std::is_same_v<std::remove_cv_t<T>, E>,
+                "Result<E, E> is ambiguous");
 
  public:
   using value_type = T;
-  using error_type = std::error_code;
+  using error_type = E;
 
   template <class U = T,
             std::enable_if_t<std::is_default_constructible_v<U>, int> = 0>
@@ -59,37 +70,62 @@ class [[nodiscard]] Result {
   template <class U = T,
             std::enable_if_t<std::is_constructible_v<T, U&&> &&
                                  !std::is_same_v<std::decay_t<U>, Result> &&
-                                 !std::is_same_v<std::decay_t<U>, Unexpected>,
+                                 !std::is_same_v<std::decay_t<U>,
+                                                 Unexpected<E>> &&
+                                 !std::is_same_v<std::decay_t<U>, E>,
                              int> = 0>
   Result(U&& v) : has_(true) {  // NOLINT(google-explicit-constructor)
     new (&v_) T(std::forward<U>(v));
   }
-  Result(Unexpected u) noexcept : ec_(u.error()), has_(false) {}  // NOLINT
-  Result(std::error_code ec) noexcept : ec_(ec), has_(false) {}   // NOLINT
+  Result(Unexpected<E> u) : has_(false) {  // NOLINT
+    new (&e_) E(std::move(u).error());
+  }
+  Result(E e) : has_(false) {  // NOLINT
+    new (&e_) E(std::move(e));
+  }
 
-  Result(const Result& o) requires std::is_copy_constructible_v<T>
-      : ec_(o.ec_), has_(o.has_) {
-    if (has_) new (&v_) T(o.v_);
+  Result(const Result& o)
+    requires(std::is_copy_constructible_v<T> && std::is_copy_constructible_v<E>)
+      : has_(o.has_) {
+    if (has_) {
+      new (&v_) T(o.v_);
+    } else {
+      new (&e_) E(o.e_);
+    }
   }
-  Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
-      : ec_(o.ec_), has_(o.has_) {
-    if (has_) new (&v_) T(std::move(o.v_));
+  Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T> &&
+                              std::is_nothrow_move_constructible_v<E>)
+      : has_(o.has_) {
+    if (has_) {
+      new (&v_) T(std::move(o.v_));
+    } else {
+      new (&e_) E(std::move(o.e_));
+    }
   }
-  Result& operator=(const Result& o) requires std::is_copy_constructible_v<T> {
+  Result& operator=(const Result& o)
+    requires(std::is_copy_constructible_v<T> && std::is_copy_constructible_v<E>)
+  {
     if (this != &o) {
       reset();
-      ec_ = o.ec_;
-      if (o.has_) new (&v_) T(o.v_);
+      if (o.has_) {
+        new (&v_) T(o.v_);
+      } else {
+        new (&e_) E(o.e_);
+      }
       has_ = o.has_;
     }
     return *this;
   }
   Result& operator=(Result&& o) noexcept(
-      std::is_nothrow_move_constructible_v<T>) {
+      std::is_nothrow_move_constructible_v<T> &&
+      std::is_nothrow_move_constructible_v<E>) {
     if (this != &o) {
       reset();
-      ec_ = o.ec_;
-      if (o.has_) new (&v_) T(std::move(o.v_));
+      if (o.has_) {
+        new (&v_) T(std::move(o.v_));
+      } else {
+        new (&e_) E(std::move(o.e_));
+      }
       has_ = o.has_;
     }
     return *this;
@@ -123,45 +159,52 @@ class [[nodiscard]] Result {
     return has_ ? v_ : static_cast<T>(std::forward<U>(fallback));
   }
 
-  // The error; an empty error_code when there is a value.
-  const std::error_code& error() const noexcept { return ec_; }
+  // The error; only meaningful when !has_value() (a default E otherwise).
+  const E& error() const& noexcept {
+    static const E kNone{};
+    return has_ ? kNone : e_;
+  }
 
  private:
   void reset() noexcept {
-    if (has_) v_.~T();
-    has_ = false;
+    if (has_) {
+      v_.~T();
+    } else {
+      e_.~E();
+    }
   }
   void check() const {
-    if (!has_) throw std::system_error(ec_);
+    if (!has_) throw_result_error(e_);
   }
 
-  std::error_code ec_;
   union {
     T v_;
+    E e_;
   };
   bool has_;
 };
 
-template <>
-class [[nodiscard]] Result<void> {
+template <class E>
+class [[nodiscard]] Result<void, E> {
  public:
   using value_type = void;
-  using error_type = std::error_code;
+  using error_type = E;
 
-  Result() noexcept = default;
-  Result(Unexpected u) noexcept : ec_(u.error()) {}  // NOLINT
-  Result(std::error_code ec) noexcept : ec_(ec) {}   // NOLINT
+  Result() = default;
+  Result(Unexpected<E> u) : e_(std::move(u).error()), has_(false) {}  // NOLINT
+  Result(E e) : e_(std::move(e)), has_(false) {}                      // NOLINT
 
-  bool has_value() const noexcept { return !ec_; }
-  explicit operator bool() const noexcept { return !ec_; }
+  bool has_value() const noexcept { return has_; }
+  explicit operator bool() const noexcept { return has_; }
   void value() const {
-    if (ec_) throw std::system_error(ec_);
+    if (!has_) throw_result_error(e_);
   }
   void operator*() const noexcept {}
-  const std::error_code& error() const noexcept { return ec_; }
+  const E& error() const& noexcept { return e_; }
 
  private:
-  std::error_code ec_;
+  E e_{};
+  bool has_ = true;
 };
 
 // The usual shape of a CQE's result: a non-negative count or a -errno.

@@ -58,6 +58,10 @@ struct RuntimeOptions {
   unsigned message_queue_capacity = 1024;
   // Threads of the pool behind spawn_blocking(), started on first use.
   unsigned blocking_threads = 4;
+  // Sizes of each shard's sparse tables of registered files and buffers
+  // (created on first registration).
+  unsigned max_fixed_files = 4096;
+  unsigned max_fixed_buffers = 1024;
 };
 
 namespace detail {
@@ -443,6 +447,18 @@ unsigned id();
 ShardCounters counters();
 // The IORING_SETUP_* flags the calling shard's ring was created with.
 unsigned setup_flags();
+
+// Whether the calling shard's kernel supports an io_uring opcode.
+bool supports(uint8_t opcode);
+
+// Registered (fixed) files and buffers of the calling shard. A registered
+// file is used with IOSQE_FIXED_FILE and its slot instead of the fd; a
+// registered buffer with READ_FIXED/WRITE_FIXED and its slot. Slots are
+// per shard; unregister them on the same shard.
+Result<unsigned> register_file(int fd);
+Result<void> unregister_file(unsigned slot);
+Result<unsigned> register_buffer(void* base, std::size_t len);
+Result<void> unregister_buffer(unsigned slot);
 
 // Lets the other ready tasks of this shard run, then continues.
 struct YieldAwaiter {

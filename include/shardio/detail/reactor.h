@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <bit>
+#include <bitset>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -29,9 +30,11 @@
 #include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/base/config.h"
 #include "absl/functional/any_invocable.h"
+#include "shardio/result.h"
 
 #ifdef ABSL_HAVE_ADDRESS_SANITIZER
 #include <sanitizer/asan_interface.h>
@@ -140,6 +143,9 @@ template <class Op>
 using CompleteResult =
     decltype(std::declval<Op&>().complete(std::declval<const io_uring_cqe&>()));
 
+// Whether the calling shard's kernel has `opcode` (see Reactor).
+bool opcode_supported_here(uint8_t opcode) noexcept;
+
 template <class Op>
 struct OpRecord final : OpRecordBase {
   using R = CompleteResult<Op>;
@@ -147,6 +153,16 @@ struct OpRecord final : OpRecordBase {
   explicit OpRecord(Op&& o) : op(std::move(o)) {
     on_cqe = [](OpRecordBase* b, const io_uring_cqe& cqe) -> bool {
       auto* self = static_cast<OpRecord*>(b);
+      if constexpr (requires { Op::kOpcode; }) {
+        // An op that names its opcode gets EOPNOTSUPP, not the kernel's
+        // ambiguous EINVAL, when the running kernel lacks that opcode.
+        if (cqe.res == -EINVAL && !opcode_supported_here(Op::kOpcode)) {
+          io_uring_cqe copy = cqe;
+          copy.res = -EOPNOTSUPP;
+          self->result.fill([&]() -> R { return self->op.complete(copy); });
+          return true;
+        }
+      }
       self->result.fill([&]() -> R { return self->op.complete(cqe); });
       return true;
     };
@@ -410,6 +426,18 @@ class Reactor {
     if (!try_send(dst, m)) send_later(dst, std::move(m), {});
   }
 
+  // Whether this shard's kernel supports `opcode` (probed at ring setup).
+  bool opcode_supported(uint8_t opcode) const noexcept {
+    return supported_ops_.test(opcode);
+  }
+
+  // Ring-level registrations, made on this shard's thread. Slots live in
+  // sparse tables created on first use (RuntimeOptions sizes them).
+  Result<unsigned> register_file(int fd);
+  Result<void> unregister_file(unsigned slot);
+  Result<unsigned> register_buffer(void* base, std::size_t len);
+  Result<void> unregister_buffer(unsigned slot);
+
   ShardCounters counters() const noexcept;
   uint64_t enters() const noexcept { return counters_.enters.get(); }
   // The IORING_SETUP_* flags this shard's ring was created with.
@@ -445,6 +473,13 @@ class Reactor {
   Counters counters_;
   Counter in_flight_;
   RootNode roots_;
+  std::bitset<256> supported_ops_;
+  unsigned fixed_file_slots_ = 0;   // table size, 0 until first use
+  unsigned fixed_buffer_slots_ = 0;
+  std::vector<unsigned> free_file_slots_;
+  std::vector<unsigned> free_buffer_slots_;
+  unsigned max_fixed_files_ = 4096;
+  unsigned max_fixed_buffers_ = 1024;
   unsigned shard_id_ = 0;
   unsigned shard_count_ = 1;
   unsigned setup_flags_ = 0;

@@ -1,0 +1,75 @@
+// Per-shard registered (fixed) files and buffers: sparse tables created on
+// first use, slots handed out from free lists. Registration is a ring
+// operation, so it runs on the shard's own thread.
+#include <sys/uio.h>
+
+#include <cerrno>
+
+#include "shardio/detail/reactor.h"
+
+namespace shardio::detail {
+
+bool opcode_supported_here(uint8_t opcode) noexcept {
+  Reactor* r = Reactor::current();
+  return r == nullptr || r->opcode_supported(opcode);
+}
+
+Result<unsigned> Reactor::register_file(int fd) {
+  if (fixed_file_slots_ == 0) {
+    const int ret = io_uring_register_files_sparse(&ring_, max_fixed_files_);
+    if (ret < 0) return error_from_res(ret);
+    fixed_file_slots_ = max_fixed_files_;
+    free_file_slots_.reserve(fixed_file_slots_);
+    for (unsigned i = fixed_file_slots_; i-- > 0;) free_file_slots_.push_back(i);
+  }
+  if (free_file_slots_.empty()) return errno_code(ENFILE);
+  const unsigned slot = free_file_slots_.back();
+  const int ret = io_uring_register_files_update(&ring_, slot, &fd, 1);
+  if (ret < 0) return error_from_res(ret);
+  free_file_slots_.pop_back();
+  return slot;
+}
+
+Result<void> Reactor::unregister_file(unsigned slot) {
+  if (slot >= fixed_file_slots_) return errno_code(EINVAL);
+  int none = -1;
+  const int ret = io_uring_register_files_update(&ring_, slot, &none, 1);
+  if (ret < 0) return error_from_res(ret);
+  free_file_slots_.push_back(slot);
+  return {};
+}
+
+Result<unsigned> Reactor::register_buffer(void* base, std::size_t len) {
+  if (fixed_buffer_slots_ == 0) {
+    const int ret =
+        io_uring_register_buffers_sparse(&ring_, max_fixed_buffers_);
+    if (ret < 0) return error_from_res(ret);
+    fixed_buffer_slots_ = max_fixed_buffers_;
+    free_buffer_slots_.reserve(fixed_buffer_slots_);
+    for (unsigned i = fixed_buffer_slots_; i-- > 0;) {
+      free_buffer_slots_.push_back(i);
+    }
+  }
+  if (free_buffer_slots_.empty()) return errno_code(ENOBUFS);
+  const unsigned slot = free_buffer_slots_.back();
+  iovec iov{base, len};
+  __u64 tag = 0;
+  const int ret =
+      io_uring_register_buffers_update_tag(&ring_, slot, &iov, &tag, 1);
+  if (ret < 0) return error_from_res(ret);
+  free_buffer_slots_.pop_back();
+  return slot;
+}
+
+Result<void> Reactor::unregister_buffer(unsigned slot) {
+  if (slot >= fixed_buffer_slots_) return errno_code(EINVAL);
+  iovec none{nullptr, 0};
+  __u64 tag = 0;
+  const int ret =
+      io_uring_register_buffers_update_tag(&ring_, slot, &none, &tag, 1);
+  if (ret < 0) return error_from_res(ret);
+  free_buffer_slots_.push_back(slot);
+  return {};
+}
+
+}  // namespace shardio::detail
