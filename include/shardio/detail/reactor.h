@@ -159,11 +159,15 @@ struct OpRecord final : OpRecordBase {
         if (cqe.res == -EINVAL && !opcode_supported_here(Op::kOpcode)) {
           io_uring_cqe copy = cqe;
           copy.res = -EOPNOTSUPP;
-          self->result.fill([&]() -> R { return self->op.complete(copy); });
+          // By pointer: Clang cannot capture a struct with a flexible array
+          // member (io_uring_cqe::big_cqe).
+          const io_uring_cqe* c = &copy;
+          self->result.fill([self, c]() -> R { return self->op.complete(*c); });
           return true;
         }
       }
-      self->result.fill([&]() -> R { return self->op.complete(cqe); });
+      const io_uring_cqe* c = &cqe;
+      self->result.fill([self, c]() -> R { return self->op.complete(*c); });
       return true;
     };
     destroy = [](OpRecordBase* b) noexcept {
