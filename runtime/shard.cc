@@ -100,6 +100,7 @@ void Shard::connect(std::vector<Shard*> peers, std::vector<MessageQueue*> out,
                     std::vector<MessageQueue*> in, BlockingPool* blocking) {
   blocking_ = blocking;
   peers_ = std::move(peers);
+  room_wanted_ = std::make_unique<std::atomic<bool>[]>(peers_.size());
   outgoing_ = std::move(out);
   incoming_ = std::move(in);
   outbox_.resize(peers_.size());
@@ -137,7 +138,20 @@ void Shard::notify(unsigned dst) {
   io_uring_sqe* sqe = get_sqe();
   io_uring_prep_msg_ring(sqe, d->ring_fd_, 0, kUserDataDoorbell, 0);
   io_uring_sqe_set_data64(sqe, kUserDataIgnore);
+  // The sender needs no CQE of its own for a doorbell that worked; without
+  // one, a parked sender is not woken by its own doorbell.
+  if (cqe_skip_) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   counters_.doorbells_sent.add();
+}
+
+bool Shard::outbox_has_room() const {
+  for (unsigned dst = 0; dst < outbox_.size(); ++dst) {
+    if (!outbox_[dst].empty() &&
+        (dst == shard_id_ || outgoing_[dst]->has_room_seq_cst())) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void Shard::flush_outbox() {
@@ -182,6 +196,17 @@ void Shard::drain_messages() {
       q->pop_front();
       counters_.messages_received.add();
       run();
+    }
+  }
+  // A sender whose queue to us was full may be parked waiting for room:
+  // the mirror image of the doorbell protocol (its flag store and look at
+  // our head, our head store and look at its flag, all seq_cst).
+  for (unsigned src = 0; src < incoming_.size(); ++src) {
+    if (incoming_[src] != nullptr &&
+        room_wanted_[src].load(std::memory_order_seq_cst) &&
+        incoming_[src]->has_room_seq_cst() &&
+        room_wanted_[src].exchange(false, std::memory_order_seq_cst)) {
+      notify(src);
     }
   }
   if (!to_self_.empty()) {
@@ -247,6 +272,7 @@ std::string Shard::setup_ring() {
     if (ret == 0) {
       setup_flags_ = candidates[i];
       ring_ready_ = true;
+      cqe_skip_ = (p.features & IORING_FEAT_CQE_SKIP) != 0;
       if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
         for (int op = 0; op <= probe->last_op && op < 256; ++op) {
           if (io_uring_opcode_supported(probe, op)) supported_ops_.set(op);
@@ -318,9 +344,16 @@ void Shard::wait_for_events() {
     return;
   }
   turns_without_enter_ = 0;
-  // Park protocol: announce the sleep, then look at the queues once more.
+  // Park protocol: ask the receivers of full queues to ring us when they
+  // make room, announce the sleep, then look at the queues once more.
+  for (unsigned dst = 0; dst < outbox_.size(); ++dst) {
+    if (dst != shard_id_ && !outbox_[dst].empty()) {
+      peers_[dst]->room_wanted_[shard_id_].store(true,
+                                                 std::memory_order_seq_cst);
+    }
+  }
   sleeping_.store(true, std::memory_order_seq_cst);
-  if (!incoming_empty()) {
+  if (!incoming_empty() || (outbox_size_ > 0 && outbox_has_room())) {
     sleeping_.store(false, std::memory_order_relaxed);
     submit_and_get_events();
     return;
@@ -329,9 +362,9 @@ void Shard::wait_for_events() {
     counters_.enters.add();
     int ret;
     if (outbox_size_ > 0) {
-      // Messages wait for room in a full queue: look again soon rather
-      // than sleeping until some other event.
-      __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 100 * 1000};
+      // The receiver rings us when it makes room; the timeout is only a
+      // backstop.
+      __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
       io_uring_cqe* cqe = nullptr;
       ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
       if (ret == -ETIME) ret = 0;

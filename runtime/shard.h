@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -61,6 +62,7 @@ class Shard final : public Reactor {
   void drain_messages();
   void flush_outbox();
   bool incoming_empty() const;
+  bool outbox_has_room() const;
   void notify(unsigned dst);
   void run_ready();
   void wait_for_events();
@@ -85,6 +87,10 @@ class Shard final : public Reactor {
   alignas(kCacheLine) std::atomic<bool> sleeping_{false};
   alignas(kCacheLine) int ring_fd_ = -1;
 
+  // room_wanted_[src]: shard src has messages for us waiting in its outbox
+  // and wants a doorbell when we make room (set by src, cleared by us).
+  std::unique_ptr<std::atomic<bool>[]> room_wanted_;
+  bool cqe_skip_ = false;  // IORING_FEAT_CQE_SKIP
   std::vector<Shard*> peers_;
   BlockingPool* blocking_ = nullptr;
   std::vector<MessageQueue*> outgoing_;
