@@ -43,11 +43,17 @@ struct BufferPoolState {
   std::vector<unsigned> slots;  // slot of buffer i
   std::vector<unsigned> free;   // indices of free buffers
   uint32_t refs = 1;
+  uintptr_t shard = this_shard::identity();  // where the slots live
 
   std::byte* at(unsigned i) noexcept { return memory.data() + i * buffer_size; }
   void unref() noexcept {
     if (--refs != 0) return;
-    for (unsigned slot : slots) (void)this_shard::unregister_buffer(slot);
+    // Off its shard (a misuse), the slots cannot be released from here: they
+    // stay registered until the ring closes. The kernel holds its own
+    // references to the pages, so freeing the memory is still safe.
+    if (this_shard::identity() == shard) {
+      for (unsigned slot : slots) (void)this_shard::unregister_buffer(slot);
+    }
     delete this;
   }
 };

@@ -19,6 +19,7 @@ Result<unsigned> Reactor::register_file(int fd) {
     const int ret = io_uring_register_files_sparse(&ring_, max_fixed_files_);
     if (ret < 0) return error_from_res(ret);
     fixed_file_slots_ = max_fixed_files_;
+    file_slot_used_.assign(fixed_file_slots_, false);
     free_file_slots_.reserve(fixed_file_slots_);
     for (unsigned i = fixed_file_slots_; i-- > 0;) free_file_slots_.push_back(i);
   }
@@ -27,14 +28,20 @@ Result<unsigned> Reactor::register_file(int fd) {
   const int ret = io_uring_register_files_update(&ring_, slot, &fd, 1);
   if (ret < 0) return error_from_res(ret);
   free_file_slots_.pop_back();
+  file_slot_used_[slot] = true;
   return slot;
 }
 
 Result<void> Reactor::unregister_file(unsigned slot) {
-  if (slot >= fixed_file_slots_) return errno_code(EINVAL);
+  // A slot that is not registered (never, or already released) is refused:
+  // releasing it twice would hand it out twice.
+  if (slot >= fixed_file_slots_ || !file_slot_used_[slot]) {
+    return errno_code(EBADF);
+  }
   int none = -1;
   const int ret = io_uring_register_files_update(&ring_, slot, &none, 1);
   if (ret < 0) return error_from_res(ret);
+  file_slot_used_[slot] = false;
   free_file_slots_.push_back(slot);
   return {};
 }
@@ -45,6 +52,7 @@ Result<unsigned> Reactor::register_buffer(void* base, std::size_t len) {
         io_uring_register_buffers_sparse(&ring_, max_fixed_buffers_);
     if (ret < 0) return error_from_res(ret);
     fixed_buffer_slots_ = max_fixed_buffers_;
+    buffer_slot_used_.assign(fixed_buffer_slots_, false);
     free_buffer_slots_.reserve(fixed_buffer_slots_);
     for (unsigned i = fixed_buffer_slots_; i-- > 0;) {
       free_buffer_slots_.push_back(i);
@@ -58,16 +66,20 @@ Result<unsigned> Reactor::register_buffer(void* base, std::size_t len) {
       io_uring_register_buffers_update_tag(&ring_, slot, &iov, &tag, 1);
   if (ret < 0) return error_from_res(ret);
   free_buffer_slots_.pop_back();
+  buffer_slot_used_[slot] = true;
   return slot;
 }
 
 Result<void> Reactor::unregister_buffer(unsigned slot) {
-  if (slot >= fixed_buffer_slots_) return errno_code(EINVAL);
+  if (slot >= fixed_buffer_slots_ || !buffer_slot_used_[slot]) {
+    return errno_code(EBADF);
+  }
   iovec none{nullptr, 0};
   __u64 tag = 0;
   const int ret =
       io_uring_register_buffers_update_tag(&ring_, slot, &none, &tag, 1);
   if (ret < 0) return error_from_res(ret);
+  buffer_slot_used_[slot] = false;
   free_buffer_slots_.push_back(slot);
   return {};
 }

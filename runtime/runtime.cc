@@ -153,6 +153,9 @@ ShardCounters counters() {
 unsigned setup_flags() {
   return detail::Reactor::require_current().setup_flags();
 }
+uintptr_t identity() noexcept {
+  return reinterpret_cast<uintptr_t>(detail::Reactor::current());
+}
 bool supports(uint8_t opcode) {
   return detail::Reactor::require_current().opcode_supported(opcode);
 }

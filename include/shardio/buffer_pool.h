@@ -14,7 +14,8 @@
 // are released when the pool and every handle are gone.
 //
 // Thread-safety: a pool and its buffers belong to the shard that created
-// them; create, use and drop them there.
+// them; create, use and drop them there. (Dropped elsewhere, the memory is
+// freed but the slots stay registered until the ring closes.)
 #pragma once
 
 #include <cstddef>

@@ -448,6 +448,11 @@ ShardCounters counters();
 // The IORING_SETUP_* flags the calling shard's ring was created with.
 unsigned setup_flags();
 
+// A value that identifies the calling shard among all shards of all
+// runtimes in the process, or 0 when the caller is not on a shard. Objects
+// bound to a shard keep it to check where they are used.
+uintptr_t identity() noexcept;
+
 // Whether the calling shard's kernel supports an io_uring opcode.
 bool supports(uint8_t opcode);
 

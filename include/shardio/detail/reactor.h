@@ -482,6 +482,8 @@ class Reactor {
   unsigned fixed_buffer_slots_ = 0;
   std::vector<unsigned> free_file_slots_;
   std::vector<unsigned> free_buffer_slots_;
+  std::vector<bool> file_slot_used_;
+  std::vector<bool> buffer_slot_used_;
   unsigned max_fixed_files_ = 4096;
   unsigned max_fixed_buffers_ = 1024;
   unsigned shard_id_ = 0;
