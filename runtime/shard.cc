@@ -418,23 +418,34 @@ void Shard::shutdown() {
   // Tasks that are ready are not resumed again: destroying their roots
   // below destroys their frames.
   ready_.clear();
-  while (roots_.linked()) {
-    RootNode* n = roots_.next;
-    n->handle.destroy();  // unlinks n; orphans and cancels its ops
-  }
-  std::vector<absl::AnyInvocable<void()>> unrun;
-  {
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    unrun.swap(inbox_);
-    inbox_closed_ = true;
-  }
-  unrun.clear();  // messages not run: their captures are destroyed here
-  for (auto& box : outbox_) box.clear();
-  outbox_size_ = 0;
-  to_self_.clear();
-  for (MessageQueue* q : incoming_) {
-    if (q == nullptr) continue;
-    while (q->pop()) {
+  // Destroying a task or a message may spawn tasks or send messages (a
+  // destructor that hands an fd to the ring, say): repeat until nothing is
+  // left. Nothing runs any more; everything is only destroyed.
+  for (;;) {
+    while (roots_.linked()) {
+      RootNode* n = roots_.next;
+      n->handle.destroy();  // unlinks n; orphans and cancels its ops
+    }
+    std::vector<absl::AnyInvocable<void()>> unrun;
+    {
+      std::lock_guard<std::mutex> lock(inbox_mu_);
+      unrun.swap(inbox_);
+      inbox_closed_ = true;
+    }
+    bool any = !unrun.empty() || outbox_size_ > 0 || !to_self_.empty();
+    unrun.clear();  // messages not run: their captures are destroyed here
+    for (auto& box : outbox_) box.clear();
+    outbox_size_ = 0;
+    std::vector<Message> self;
+    self.swap(to_self_);
+    self.clear();
+    for (MessageQueue* q : incoming_) {
+      if (q == nullptr) continue;
+      while (q->pop()) any = true;
+    }
+    ready_.clear();
+    if (!any && !roots_.linked() && to_self_.empty() && outbox_size_ == 0) {
+      break;
     }
   }
 

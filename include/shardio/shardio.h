@@ -7,6 +7,7 @@
 #include "shardio/buffer_pool.h"
 #include "shardio/channel.h"
 #include "shardio/cross_shard.h"
+#include "shardio/fs.h"
 #include "shardio/operation.h"
 #include "shardio/ops/cancel.h"
 #include "shardio/ops/file.h"
