@@ -103,23 +103,23 @@ struct ReadSlice {
 
 template <class C>
 Task<Result<C>> read_whole(std::string path) {
-  // Open and size the file in the same turn (statx by path follows the same
-  // links as the open; if the file changes in between, the loop copes).
   OpenAt open_op(AT_FDCWD, path, O_RDONLY);
-  Statx stat_op(AT_FDCWD, path, 0, STATX_SIZE | STATX_TYPE);
-  auto [opened, stat] = co_await batch(std::move(open_op), std::move(stat_op));
+  auto opened = co_await submit(std::move(open_op));
   if (!opened.has_value()) {
     co_return Error{opened.error(), std::move(path), "open"};
   }
   File file = File::from_raw_fd(*opened, std::move(path));
+  // Size the open fd with fstat(2): it only reads the in-memory inode, while
+  // IORING_OP_STATX is always handed to a kernel worker thread (two context
+  // switches, measured in bench/file_benchmark.cc). The size is a hint: if
+  // the file changes meanwhile, the loop below copes.
+  struct stat st {};
+  const bool have_stat = ::fstat(file.fd(), &st) == 0;
   const std::size_t hint =
-      stat.has_value() && (stat->stx_mask & STATX_SIZE) != 0
-          ? static_cast<std::size_t>(stat->stx_size)
-          : 0;
+      have_stat && st.st_size > 0 ? static_cast<std::size_t>(st.st_size) : 0;
   // Parallel reads at different offsets only make sense for regular files;
   // a stream (FIFO, character device) is read one op at a time, in order.
-  const bool regular = stat.has_value() && (stat->stx_mask & STATX_TYPE) != 0 &&
-                       S_ISREG(stat->stx_mode);
+  const bool regular = have_stat && S_ISREG(st.st_mode);
   const std::size_t chunks_per_batch = regular ? kChunksPerBatch : 1;
 
   auto buf = std::make_shared<C>();
