@@ -1,9 +1,10 @@
 // AlignedBuffer, BufferPool and FixedBuffer.
+#include "shardio/buffer.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
-#include "shardio/buffer.h"
 #include "shardio/buffer_pool.h"
 #include "shardio/runtime.h"
 
@@ -13,7 +14,7 @@ AlignedBuffer::AlignedBuffer(std::size_t size, std::size_t alignment)
     : size_(size), alignment_(alignment) {
   if (size == 0) return;
   data_ = static_cast<std::byte*>(
-      ::operator new(size, std::align_val_t{alignment}));
+      ::operator new (size, std::align_val_t{alignment}));
   std::memset(data_, 0, size);
 }
 
@@ -29,7 +30,7 @@ AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& o) noexcept {
 
 AlignedBuffer::~AlignedBuffer() {
   if (data_ != nullptr) {
-    ::operator delete(data_, std::align_val_t{alignment_});
+    ::operator delete (data_, std::align_val_t{alignment_});
   }
 }
 

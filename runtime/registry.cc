@@ -21,7 +21,8 @@ Result<unsigned> Reactor::register_file(int fd) {
     fixed_file_slots_ = max_fixed_files_;
     file_slot_used_.assign(fixed_file_slots_, false);
     free_file_slots_.reserve(fixed_file_slots_);
-    for (unsigned i = fixed_file_slots_; i-- > 0;) free_file_slots_.push_back(i);
+    for (unsigned i = fixed_file_slots_; i-- > 0;)
+      free_file_slots_.push_back(i);
   }
   if (free_file_slots_.empty()) return errno_code(ENFILE);
   const unsigned slot = free_file_slots_.back();

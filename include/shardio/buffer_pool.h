@@ -77,7 +77,8 @@ class BufferPool {
   // Registers `count` buffers of `size` bytes with the calling shard's ring.
   static Result<BufferPool> create(std::size_t count, std::size_t size);
 
-  BufferPool(BufferPool&& o) noexcept : state_(std::exchange(o.state_, nullptr)) {}
+  BufferPool(BufferPool&& o) noexcept
+      : state_(std::exchange(o.state_, nullptr)) {}
   BufferPool& operator=(BufferPool&& o) noexcept;
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;

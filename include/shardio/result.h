@@ -67,13 +67,13 @@ class [[nodiscard]] Result {
   Result() : has_(true) {
     new (&v_) T();
   }
-  template <class U = T,
-            std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                 !std::is_same_v<std::decay_t<U>, Result> &&
-                                 !std::is_same_v<std::decay_t<U>,
-                                                 Unexpected<E>> &&
-                                 !std::is_same_v<std::decay_t<U>, E>,
-                             int> = 0>
+  template <
+      class U = T,
+      std::enable_if_t<std::is_constructible_v<T, U&&> &&
+                           !std::is_same_v<std::decay_t<U>, Result> &&
+                           !std::is_same_v<std::decay_t<U>, Unexpected<E>> &&
+                           !std::is_same_v<std::decay_t<U>, E>,
+                       int> = 0>
   Result(U&& v) : has_(true) {  // NOLINT(google-explicit-constructor)
     new (&v_) T(std::forward<U>(v));
   }
@@ -84,8 +84,8 @@ class [[nodiscard]] Result {
     new (&e_) E(std::move(e));
   }
 
-  Result(const Result& o)
-    requires(std::is_copy_constructible_v<T> && std::is_copy_constructible_v<E>)
+  Result(const Result& o) requires(
+      std::is_copy_constructible_v<T>&& std::is_copy_constructible_v<E>)
       : has_(o.has_) {
     if (has_) {
       new (&v_) T(o.v_);
@@ -93,8 +93,8 @@ class [[nodiscard]] Result {
       new (&e_) E(o.e_);
     }
   }
-  Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T> &&
-                              std::is_nothrow_move_constructible_v<E>)
+  Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>&&
+                                  std::is_nothrow_move_constructible_v<E>)
       : has_(o.has_) {
     if (has_) {
       new (&v_) T(std::move(o.v_));
@@ -102,9 +102,8 @@ class [[nodiscard]] Result {
       new (&e_) E(std::move(o.e_));
     }
   }
-  Result& operator=(const Result& o)
-    requires(std::is_copy_constructible_v<T> && std::is_copy_constructible_v<E>)
-  {
+  Result& operator=(const Result& o) requires(
+      std::is_copy_constructible_v<T>&& std::is_copy_constructible_v<E>) {
     if (this != &o) {
       reset();
       if (o.has_) {
@@ -117,8 +116,8 @@ class [[nodiscard]] Result {
     return *this;
   }
   Result& operator=(Result&& o) noexcept(
-      std::is_nothrow_move_constructible_v<T> &&
-      std::is_nothrow_move_constructible_v<E>) {
+      std::is_nothrow_move_constructible_v<T>&&
+          std::is_nothrow_move_constructible_v<E>) {
     if (this != &o) {
       reset();
       if (o.has_) {

@@ -478,7 +478,7 @@ class Reactor {
   Counter in_flight_;
   RootNode roots_;
   std::bitset<256> supported_ops_;
-  unsigned fixed_file_slots_ = 0;   // table size, 0 until first use
+  unsigned fixed_file_slots_ = 0;  // table size, 0 until first use
   unsigned fixed_buffer_slots_ = 0;
   std::vector<unsigned> free_file_slots_;
   std::vector<unsigned> free_buffer_slots_;

@@ -165,9 +165,9 @@ struct Writev {
   void prepare(io_uring_sqe& sqe) {
     iovecs.clear();
     for (B& b : bufs) {
-      iovecs.push_back(iovec{const_cast<void*>(static_cast<const void*>(
-                                 std::data(b))),
-                             std::size(b)});
+      iovecs.push_back(
+          iovec{const_cast<void*>(static_cast<const void*>(std::data(b))),
+                std::size(b)});
     }
     io_uring_prep_writev2(&sqe, fd.value, iovecs.data(),
                           static_cast<unsigned>(iovecs.size()), offset,
