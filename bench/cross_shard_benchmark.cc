@@ -64,6 +64,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_util.h"
 #include "shardio/cross_shard.h"
 #include "shardio/operation.h"
 #include "shardio/ops/file.h"
@@ -74,23 +75,15 @@
 
 namespace {
 
+// Shared scaffolding (bench/bench_util.h).
+using shardio::bench::AddShardSetupContext;
+using shardio::bench::DescribeSetupFlags;
+using shardio::bench::RawRing;
+using shardio::bench::SetPerOpCounters;
+using shardio::bench::ShardSetup;
+
 // ---------------------------------------------------------------------------
 // Shared helpers.
-
-// The flags and size of a shard's ring, read from a real Runtime once so that
-// the raw rings below are set up exactly the same way.
-struct ShardRingSetup {
-  unsigned flags = 0;
-  unsigned entries = 0;
-};
-
-const ShardRingSetup& ShardSetup() {
-  static const ShardRingSetup setup = [] {
-    shardio::Runtime rt(shardio::RuntimeOptions{.shards = 1});
-    return ShardRingSetup{rt.setup_flags(0), rt.options().ring_entries};
-  }();
-  return setup;
-}
 
 // The flags of the ring the mutex baseline shares between threads: the
 // shard's, less those that allow one submitting thread only.
@@ -99,77 +92,10 @@ unsigned SharedRingFlags() {
          ~(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 }
 
-std::string DescribeSetupFlags(unsigned flags) {
-  struct Named {
-    unsigned bit;
-    const char* name;
-  };
-  static constexpr Named kNames[] = {
-      {IORING_SETUP_SQPOLL, "SQPOLL"},
-      {IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
-      {IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
-      {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
-      {IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"},
-  };
-  std::string out;
-  unsigned rest = flags;
-  for (const Named& n : kNames) {
-    if ((flags & n.bit) == 0) continue;
-    if (!out.empty()) out += '|';
-    out += n.name;
-    rest &= ~n.bit;
-  }
-  if (rest != 0) {
-    char buf[16];
-    std::snprintf(buf, sizeof(buf), "0x%x", rest);
-    if (!out.empty()) out += '|';
-    out += buf;
-  }
-  return out.empty() ? "0" : out;
-}
-
-// Wall time per op as a counter: rate-invert of ops_per_iter * 1e-9 per
-// iteration gives seconds * 1e9 / ops, i.e. nanoseconds per op.
-void SetPerOpCounters(benchmark::State& state, int64_t ops_per_iter) {
-  state.SetItemsProcessed(state.iterations() * ops_per_iter);
-  state.counters["ns_per_op"] =
-      benchmark::Counter(static_cast<double>(ops_per_iter) * 1e-9,
-                         benchmark::Counter::kIsIterationInvariantRate |
-                             benchmark::Counter::kInvert);
-}
-
 double PerIteration(const benchmark::State& state, uint64_t n) {
   const auto iters = state.iterations() > 0 ? state.iterations() : 1;
   return static_cast<double>(n) / static_cast<double>(iters);
 }
-
-// A ring owned by the thread that creates it, set up with `flags`.
-class RawRing {
- public:
-  explicit RawRing(unsigned flags) {
-    io_uring_params p{};
-    p.flags = flags;
-    err_ = -io_uring_queue_init_params(ShardSetup().entries, &ring_, &p);
-  }
-  RawRing(const RawRing&) = delete;
-  RawRing& operator=(const RawRing&) = delete;
-  ~RawRing() {
-    if (err_ == 0) io_uring_queue_exit(&ring_);
-  }
-
-  // Empty when the ring exists, else why not.
-  std::string error() const {
-    return err_ == 0 ? std::string()
-                     : std::string("io_uring_queue_init_params: ") +
-                           std::strerror(err_);
-  }
-  io_uring* get() noexcept { return &ring_; }
-  int fd() const noexcept { return ring_.ring_fd; }
-
- private:
-  io_uring ring_{};
-  int err_ = 0;
-};
 
 // The sum of every shard's counters, before minus after.
 struct CounterDelta {
@@ -854,13 +780,9 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   try {
-    const ShardRingSetup& setup = ShardSetup();
-    benchmark::AddCustomContext("shardio_setup_flags",
-                                DescribeSetupFlags(setup.flags));
+    AddShardSetupContext();
     benchmark::AddCustomContext("shared_ring_flags",
                                 DescribeSetupFlags(SharedRingFlags()));
-    benchmark::AddCustomContext("shardio_ring_entries",
-                                std::to_string(setup.entries));
     benchmark::AddCustomContext("ops_per_thread",
                                 std::to_string(kOpsPerThread));
     benchmark::AddCustomContext(

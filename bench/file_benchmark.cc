@@ -83,6 +83,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_util.h"
 #include "shardio/batch.h"
 #include "shardio/buffer.h"
 #include "shardio/buffer_pool.h"
@@ -93,6 +94,11 @@
 #include "shardio/task.h"
 
 namespace {
+
+// Shared scaffolding (bench/bench_util.h).
+using shardio::bench::AddShardSetupContext;
+using shardio::bench::OneShard;
+using shardio::bench::RawRing;
 
 namespace fs = shardio::fs;
 
@@ -289,78 +295,6 @@ inline uint64_t RandomOffset(uint64_t i) {
 
 // ---------------------------------------------------------------------------
 // Rings, counters, settings.
-
-shardio::RuntimeOptions OneShard() {
-  return shardio::RuntimeOptions{.shards = 1};
-}
-
-struct ShardRingSetup {
-  unsigned flags = 0;
-  unsigned entries = 0;
-};
-
-// The flags and size of a shard's ring, read from a real Runtime.
-const ShardRingSetup& ShardSetup() {
-  static const ShardRingSetup setup = [] {
-    shardio::Runtime rt(OneShard());
-    return ShardRingSetup{rt.setup_flags(0), rt.options().ring_entries};
-  }();
-  return setup;
-}
-
-std::string DescribeSetupFlags(unsigned flags) {
-  struct Named {
-    unsigned bit;
-    const char* name;
-  };
-  static constexpr Named kNames[] = {
-      {IORING_SETUP_SQPOLL, "SQPOLL"},
-      {IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
-      {IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
-      {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
-      {IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"},
-  };
-  std::string out;
-  unsigned rest = flags;
-  for (const Named& n : kNames) {
-    if ((flags & n.bit) == 0) continue;
-    if (!out.empty()) out += '|';
-    out += n.name;
-    rest &= ~n.bit;
-  }
-  if (rest != 0) {
-    char buf[16];
-    std::snprintf(buf, sizeof(buf), "0x%x", rest);
-    if (!out.empty()) out += '|';
-    out += buf;
-  }
-  return out.empty() ? "0" : out;
-}
-
-// A ring on the benchmark thread, set up like a shard's.
-class RawRing {
- public:
-  RawRing() {
-    io_uring_params p{};
-    p.flags = ShardSetup().flags;
-    err_ = -io_uring_queue_init_params(ShardSetup().entries, &ring_, &p);
-  }
-  RawRing(const RawRing&) = delete;
-  RawRing& operator=(const RawRing&) = delete;
-  ~RawRing() {
-    if (err_ == 0) io_uring_queue_exit(&ring_);
-  }
-  std::string error() const {
-    return err_ == 0 ? std::string()
-                     : std::string("io_uring_queue_init_params: ") +
-                           std::strerror(err_);
-  }
-  io_uring* get() noexcept { return &ring_; }
-
- private:
-  io_uring ring_{};
-  int err_ = 0;
-};
 
 // An fd closed on scope exit.
 class ScopedFd {
@@ -1313,11 +1247,7 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   BenchFiles files;
   try {
-    const ShardRingSetup& setup = ShardSetup();
-    benchmark::AddCustomContext("shardio_setup_flags",
-                                DescribeSetupFlags(setup.flags));
-    benchmark::AddCustomContext("shardio_ring_entries",
-                                std::to_string(setup.entries));
+    AddShardSetupContext();
     std::signal(SIGINT, OnFatalSignal);
     std::signal(SIGTERM, OnFatalSignal);
     std::fprintf(stderr, "file_benchmark: writing the test files...\n");

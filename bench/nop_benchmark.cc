@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "shardio/batch.h"
 #include "shardio/detail/frame_alloc.h"
 #include "shardio/operation.h"
@@ -41,65 +42,11 @@
 
 namespace {
 
-shardio::RuntimeOptions OneShard() {
-  return shardio::RuntimeOptions{.shards = 1};
-}
-
-// The flags and size of a shard's ring, read from a real Runtime once so that
-// the raw rings below are set up exactly the same way.
-struct ShardRingSetup {
-  unsigned flags = 0;
-  unsigned entries = 0;
-};
-
-const ShardRingSetup& ShardSetup() {
-  static const ShardRingSetup setup = [] {
-    shardio::Runtime rt(OneShard());
-    return ShardRingSetup{rt.setup_flags(0), rt.options().ring_entries};
-  }();
-  return setup;
-}
-
-std::string DescribeSetupFlags(unsigned flags) {
-  struct Named {
-    unsigned bit;
-    const char* name;
-  };
-  static constexpr Named kNames[] = {
-      {IORING_SETUP_SQPOLL, "SQPOLL"},
-      {IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
-      {IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
-      {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
-      {IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"},
-  };
-  std::string out;
-  unsigned rest = flags;
-  for (const Named& n : kNames) {
-    if ((flags & n.bit) == 0) continue;
-    if (!out.empty()) out += '|';
-    out += n.name;
-    rest &= ~n.bit;
-  }
-  if (rest != 0) {
-    if (!out.empty()) out += '|';
-    out += "0x" + [rest] {
-      char buf[16];
-      std::snprintf(buf, sizeof(buf), "%x", rest);
-      return std::string(buf);
-    }();
-  }
-  return out.empty() ? "0" : out;
-}
-
-// Wall time per op as a counter: rate-invert of ops_per_iter * 1e-9 per
-// iteration gives seconds * 1e9 / ops, i.e. nanoseconds per op.
-void SetPerOpCounters(benchmark::State& state, int64_t ops_per_iter) {
-  state.SetItemsProcessed(state.iterations() * ops_per_iter);
-  state.counters["ns_per_op"] =
-      benchmark::Counter(static_cast<double>(ops_per_iter) * 1e-9,
-                         benchmark::Counter::kIsIterationInvariantRate |
-                             benchmark::Counter::kInvert);
-}
+// Shared scaffolding (bench/bench_util.h).
+using shardio::bench::AddShardSetupContext;
+using shardio::bench::OneShard;
+using shardio::bench::RawRing;
+using shardio::bench::SetPerOpCounters;
 
 // Runs `task` to completion on the runtime's shard 0 and reports the
 // io_uring_enter calls it made per iteration.
@@ -117,33 +64,6 @@ void RunOnShard(benchmark::State& state, shardio::Runtime& rt,
       static_cast<double>(enters) /
       static_cast<double>(state.iterations() > 0 ? state.iterations() : 1));
 }
-
-// A ring on the benchmark thread, set up like a shard's.
-class RawRing {
- public:
-  RawRing() {
-    io_uring_params p{};
-    p.flags = ShardSetup().flags;
-    err_ = -io_uring_queue_init_params(ShardSetup().entries, &ring_, &p);
-  }
-  RawRing(const RawRing&) = delete;
-  RawRing& operator=(const RawRing&) = delete;
-  ~RawRing() {
-    if (err_ == 0) io_uring_queue_exit(&ring_);
-  }
-
-  // Empty when the ring exists, else why not.
-  std::string error() const {
-    return err_ == 0 ? std::string()
-                     : std::string("io_uring_queue_init_params: ") +
-                           std::strerror(err_);
-  }
-  io_uring* get() noexcept { return &ring_; }
-
- private:
-  io_uring ring_{};
-  int err_ = 0;
-};
 
 // ---------------------------------------------------------------------------
 // One Nop at a time.
@@ -335,11 +255,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   try {
-    const ShardRingSetup& setup = ShardSetup();
-    benchmark::AddCustomContext("shardio_setup_flags",
-                                DescribeSetupFlags(setup.flags));
-    benchmark::AddCustomContext("shardio_ring_entries",
-                                std::to_string(setup.entries));
+    AddShardSetupContext();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nop_benchmark: cannot start a shardio runtime: %s\n",
                  e.what());
