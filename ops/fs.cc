@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <memory>
 #include <span>
-#include <stdexcept>
 
 #include "shardio/batch.h"
 #include "shardio/cross_shard.h"

@@ -14,7 +14,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "shardio/detail/event.h"
 #include "shardio/detail/reactor.h"
