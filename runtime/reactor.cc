@@ -12,6 +12,7 @@
 #include "runtime/blocking_pool.h"
 #include "runtime/shard.h"
 #include "shardio/batch.h"
+#include "shardio/multishot.h"
 #include "shardio/operation.h"
 
 namespace shardio::detail {
@@ -171,7 +172,15 @@ ShardCounters Reactor::counters() const noexcept {
   c.doorbells_sent = counters_.doorbells_sent.get();
   c.outbox_waits = counters_.outbox_waits.get();
   c.ops_in_flight = in_flight_.get();
+  c.multishot_rearms = counters_.multishot_rearms.get();
   return c;
+}
+
+void wake_early(OpRecordBase* rec) noexcept {
+  Waiter* w = std::exchange(rec->waiter, nullptr);
+  if (w != nullptr && --w->remaining == 0) {
+    Reactor::current()->schedule(w->handle);
+  }
 }
 
 void StopCancel::operator()() const noexcept {
@@ -188,6 +197,32 @@ void StopCancel::operator()() const noexcept {
     if (target->generation == gen && target->state == RecordState::kInFlight) {
       r->cancel(target);
     }
+  });
+}
+
+void MultishotRecordBase::cancel() noexcept {
+  if (ended || cancel_requested) return;
+  cancel_requested = true;
+  if (state == RecordState::kInFlight) {
+    reactor->cancel(this);
+  } else if (state == RecordState::kParked) {
+    // Not in the kernel: the stream ends here.
+    state = RecordState::kDone;
+    ended = true;
+    wake_consumer();
+  }
+}
+
+void MultishotStopCancel::operator()() const noexcept {
+  if (Reactor::current() == reactor) {
+    rec->cancel();
+    return;
+  }
+  Reactor* r = reactor;
+  MultishotRecordBase* target = rec;
+  const uint32_t gen = generation;
+  r->post([target, gen] {
+    if (target->generation == gen) target->cancel();
   });
 }
 

@@ -85,4 +85,43 @@ Result<void> Reactor::unregister_buffer(unsigned slot) {
   return {};
 }
 
+Result<uint16_t> Reactor::register_buf_ring(void* ring_addr,
+                                            unsigned entries) {
+  uint16_t group;
+  if (!free_buf_groups_.empty()) {
+    group = free_buf_groups_.back();
+  } else if (buf_group_used_.size() < 0xffff) {
+    group = static_cast<uint16_t>(buf_group_used_.size());
+  } else {
+    return errno_code(ENOSPC);
+  }
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(ring_addr);
+  reg.ring_entries = entries;
+  reg.bgid = group;
+  const int ret = io_uring_register_buf_ring(&ring_, &reg, 0);
+  if (ret < 0) {
+    // Kernels before 5.19 do not know the opcode: say so plainly.
+    return errno_code(ret == -EINVAL && entries != 0 ? EOPNOTSUPP : -ret);
+  }
+  if (!free_buf_groups_.empty()) {
+    free_buf_groups_.pop_back();
+  } else {
+    buf_group_used_.push_back(false);
+  }
+  buf_group_used_[group] = true;
+  return group;
+}
+
+Result<void> Reactor::unregister_buf_ring(uint16_t group) {
+  if (group >= buf_group_used_.size() || !buf_group_used_[group]) {
+    return errno_code(ENOENT);
+  }
+  const int ret = io_uring_unregister_buf_ring(&ring_, group);
+  if (ret < 0) return error_from_res(ret);
+  buf_group_used_[group] = false;
+  free_buf_groups_.push_back(group);
+  return {};
+}
+
 }  // namespace shardio::detail

@@ -140,6 +140,10 @@ unsigned Runtime::setup_flags(unsigned shard) const {
   return shards_.at(shard)->setup_flags();
 }
 
+void ShardRef::post(absl::AnyInvocable<void()> fn) const {
+  reactor_->post(std::move(fn));
+}
+
 unsigned shard_count() {
   return detail::Reactor::require_current().shard_count();
 }
@@ -171,6 +175,14 @@ Result<unsigned> register_buffer(void* base, std::size_t len) {
 Result<void> unregister_buffer(unsigned slot) {
   return detail::Reactor::require_current().unregister_buffer(slot);
 }
+Result<uint16_t> register_buf_ring(void* ring_addr, unsigned entries) {
+  return detail::Reactor::require_current().register_buf_ring(ring_addr,
+                                                              entries);
+}
+Result<void> unregister_buf_ring(uint16_t group) {
+  return detail::Reactor::require_current().unregister_buf_ring(group);
+}
+ShardRef ref() { return ShardRef(&detail::Reactor::require_current()); }
 
 }  // namespace this_shard
 }  // namespace shardio

@@ -127,7 +127,7 @@ class [[nodiscard]] SpanBatchAwaiter {
       struct Releaser {
         Reactor* reactor;
         OpRecord<Op>* rec;
-        ~Releaser() { reactor->release(rec); }
+        ~Releaser() { reactor->finish(rec); }
       } releaser{reactor_, r};
       if constexpr (std::is_void_v<CompleteResult<Op>>) {
         r->result.take();

@@ -46,6 +46,12 @@ concept Operation = std::move_constructible<Op> &&
   op.complete(cqe);
 };
 
+namespace detail {
+// Multishot ops (kMultishot = true) go through submit_multishot().
+template <class Op>
+inline constexpr bool kIsMultishot = requires { requires Op::kMultishot; };
+}  // namespace detail
+
 // What `co_await submit(op)` yields for an Op.
 template <Operation Op>
 using OperationResult = detail::CompleteResult<Op>;
@@ -73,7 +79,7 @@ class RecordHandle {
     struct Releaser {
       Reactor* r;
       OpRecord<Op>* rec;
-      ~Releaser() { r->release(rec); }
+      ~Releaser() { r->finish(rec); }
     } releaser{reactor_, std::exchange(rec_, nullptr)};
     return releaser.rec->result.take();
   }
@@ -155,6 +161,8 @@ class [[nodiscard]] StoppableSubmitAwaiter {
 // Submits `op` on the current shard; `co_await` yields op.complete(cqe).
 template <Operation Op>
 [[nodiscard]] detail::SubmitAwaiter<Op> submit(Op op) {
+  static_assert(!detail::kIsMultishot<Op>,
+                "a multishot op is submitted with submit_multishot()");
   return detail::SubmitAwaiter<Op>(std::move(op));
 }
 
@@ -165,6 +173,8 @@ template <Operation Op>
 template <Operation Op>
 [[nodiscard]] detail::StoppableSubmitAwaiter<Op> submit(Op op,
                                                         std::stop_token st) {
+  static_assert(!detail::kIsMultishot<Op>,
+                "a multishot op is submitted with submit_multishot()");
   return detail::StoppableSubmitAwaiter<Op>(std::move(op), std::move(st));
 }
 

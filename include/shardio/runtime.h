@@ -438,6 +438,25 @@ std::future<detail::CallValue<F>> Runtime::submit(unsigned shard, F fn) {
 // The number of shards of the runtime the calling shard belongs to.
 unsigned shard_count();
 
+// Names one shard so that any thread can hand it work. Valid while the
+// runtime runs; a closure posted after the shard stopped is destroyed
+// without running.
+class ShardRef {
+ public:
+  ShardRef() = default;
+  explicit ShardRef(detail::Reactor* r) noexcept : reactor_(r) {}
+  // Runs `fn` on the shard at its next loop turn; callable from any thread.
+  void post(absl::AnyInvocable<void()> fn) const;
+  // The shard's this_shard::identity().
+  uintptr_t identity() const noexcept {
+    return reinterpret_cast<uintptr_t>(reactor_);
+  }
+  explicit operator bool() const noexcept { return reactor_ != nullptr; }
+
+ private:
+  detail::Reactor* reactor_ = nullptr;
+};
+
 namespace this_shard {
 
 // The calling shard's index, 0 .. shard_count()-1. Throws std::logic_error
@@ -464,6 +483,14 @@ Result<unsigned> register_file(int fd);
 Result<void> unregister_file(unsigned slot);
 Result<unsigned> register_buffer(void* base, std::size_t len);
 Result<void> unregister_buffer(unsigned slot);
+// Provided-buffer rings (see buffer_ring.h, which builds on these): registers
+// `entries` io_uring_buf slots at page-aligned `ring_addr` as a new buffer
+// group of the calling shard and returns its id.
+Result<uint16_t> register_buf_ring(void* ring_addr, unsigned entries);
+Result<void> unregister_buf_ring(uint16_t group);
+
+// The calling shard, for posting work to it from other threads.
+ShardRef ref();
 
 // Lets the other ready tasks of this shard run, then continues.
 struct YieldAwaiter {

@@ -57,6 +57,7 @@ struct ShardCounters {
   uint64_t doorbells_sent = 0;     // IORING_OP_MSG_RING wake-ups sent
   uint64_t outbox_waits = 0;       // messages that found the queue full
   uint64_t ops_in_flight = 0;      // records waiting for a final CQE (gauge)
+  uint64_t multishot_rearms = 0;   // multishot ops re-armed after an early end
 };
 
 namespace detail {
@@ -90,7 +91,9 @@ struct Waiter {
   uint32_t remaining = 0;
 };
 
-enum class RecordState : uint8_t { kIdle, kInFlight, kDone };
+// kParked: a multishot record between an early end and its re-arm; the
+// kernel holds nothing of it.
+enum class RecordState : uint8_t { kIdle, kInFlight, kDone, kParked };
 
 struct alignas(64) OpRecordBase {
   // Consumes one CQE; returns true when it was the final one.
@@ -146,6 +149,10 @@ using CompleteResult =
 // Whether the calling shard's kernel has `opcode` (see Reactor).
 bool opcode_supported_here(uint8_t opcode) noexcept;
 
+// Resumes `rec`'s waiter (when it is the last one it waits for) before the
+// record's final CQE, and detaches the waiter from the record.
+void wake_early(OpRecordBase* rec) noexcept;
+
 template <class Op>
 struct OpRecord final : OpRecordBase {
   using R = CompleteResult<Op>;
@@ -166,8 +173,22 @@ struct OpRecord final : OpRecordBase {
           return true;
         }
       }
+      if (self->delivered) [[unlikely]] {
+        // A CQE after the result: the notification of an op whose result
+        // CQE carried IORING_CQE_F_MORE (zero-copy send). The op keeps its
+        // buffers until this final CQE.
+        if constexpr (requires { self->op.notify(cqe); }) self->op.notify(cqe);
+        return (cqe.flags & IORING_CQE_F_MORE) == 0;
+      }
       const io_uring_cqe* c = &cqe;
       self->result.fill([self, c]() -> R { return self->op.complete(*c); });
+      if (cqe.flags & IORING_CQE_F_MORE) [[unlikely]] {
+        // The result is here but more CQEs follow: wake the awaiter now and
+        // keep the record (and the op's buffers) until the final one.
+        self->delivered = true;
+        wake_early(self);
+        return false;
+      }
       return true;
     };
     destroy = [](OpRecordBase* b) noexcept {
@@ -177,6 +198,7 @@ struct OpRecord final : OpRecordBase {
 
   Op op;
   ResultSlot<R> result;
+  bool delivered = false;  // the result came in a CQE with F_MORE
 };
 
 // A FIFO of coroutines ready to run; grows by doubling and never shrinks.
@@ -305,14 +327,20 @@ class Reactor {
 
   template <class Op>
   OpRecord<Op>* make_record(Op&& op) {
-    constexpr std::size_t kSize = sizeof(OpRecord<Op>);
+    return make_record_as<OpRecord<Op>>(std::move(op));
+  }
+
+  // A record of type Rec (an OpRecordBase with the op in `op`) from the pool.
+  template <class Rec, class Op>
+  Rec* make_record_as(Op&& op) {
+    constexpr std::size_t kSize = sizeof(Rec);
     static_assert(kSize <= (RecordPool::kMinSize << (RecordPool::kClasses - 1)),
                   "operation is too large to keep in a completion record; "
                   "hold large buffers by pointer");
     constexpr uint8_t kClass = RecordPool::class_of(kSize);
     void* mem = pool_.get(kClass);
     const uint32_t gen = static_cast<OpRecordBase*>(mem)->generation;
-    auto* rec = new (mem) OpRecord<Op>(std::move(op));
+    auto* rec = new (mem) Rec(std::move(op));
     rec->generation = gen;
     rec->size_class = kClass;
     return rec;
@@ -334,8 +362,8 @@ class Reactor {
 
   // Prepares `rec`'s SQE via `prepare` (which receives the zeroed SQE) and
   // marks the record in flight.
-  template <class Op>
-  void start(OpRecord<Op>* rec, uint8_t extra_flags = 0) {
+  template <class Rec>
+  void start(Rec* rec, uint8_t extra_flags = 0) {
     io_uring_sqe* sqe = get_sqe();
     rec->op.prepare(*sqe);
     sqe->flags |= extra_flags;
@@ -355,6 +383,18 @@ class Reactor {
     // it); FreeNode::next overlays the first bytes only.
     base->generation = gen;
     pool_.put(cls, rec);
+  }
+
+  // The awaiter has taken the result: release the record, or, when the
+  // kernel still owes it a CQE (a notification after the result), let that
+  // final CQE release it.
+  void finish(OpRecordBase* rec) noexcept {
+    if (rec->state != RecordState::kInFlight) {
+      release(rec);
+      return;
+    }
+    rec->orphaned = true;
+    rec->waiter = nullptr;
   }
 
   // The awaiter is going away: release a finished record, or orphan an
@@ -389,7 +429,26 @@ class Reactor {
       release(rec);
       return;
     }
-    if (--rec->waiter->remaining == 0) ready_.push(rec->waiter->handle);
+    Waiter* w = rec->waiter;
+    if (w != nullptr && --w->remaining == 0) ready_.push(w->handle);
+  }
+
+  // Queues the SQE of a record that is in flight or parked again (a
+  // multishot op re-armed after the kernel ended it early).
+  void restart(OpRecordBase* rec, void (*prepare)(OpRecordBase*, io_uring_sqe&)) {
+    io_uring_sqe* sqe = get_sqe();
+    prepare(rec, *sqe);
+    io_uring_sqe_set_data(sqe, rec);
+    if (rec->state != RecordState::kInFlight) {
+      rec->state = RecordState::kInFlight;
+      in_flight_.add();
+    }
+    counters_.multishot_rearms.add();
+  }
+  // A multishot record leaves the kernel without ending (see kParked).
+  void park(OpRecordBase* rec) noexcept {
+    rec->state = RecordState::kParked;
+    in_flight_.sub();
   }
 
   // Consumes every CQE in the CQ ring; returns how many.
@@ -441,6 +500,10 @@ class Reactor {
   Result<void> unregister_file(unsigned slot);
   Result<unsigned> register_buffer(void* base, std::size_t len);
   Result<void> unregister_buffer(unsigned slot);
+  // Registers a provided-buffer ring (`entries` io_uring_buf slots at
+  // ring_addr, page-aligned) under a new buffer group id.
+  Result<uint16_t> register_buf_ring(void* ring_addr, unsigned entries);
+  Result<void> unregister_buf_ring(uint16_t group);
 
   ShardCounters counters() const noexcept;
   uint64_t enters() const noexcept { return counters_.enters.get(); }
@@ -461,6 +524,7 @@ class Reactor {
     Counter messages_received;
     Counter doorbells_sent;
     Counter outbox_waits;
+    Counter multishot_rearms;
   };
 
   io_uring_sqe* get_sqe_slow();
@@ -484,6 +548,8 @@ class Reactor {
   std::vector<unsigned> free_buffer_slots_;
   std::vector<bool> file_slot_used_;
   std::vector<bool> buffer_slot_used_;
+  std::vector<uint16_t> free_buf_groups_;
+  std::vector<bool> buf_group_used_;
   unsigned max_fixed_files_ = 4096;
   unsigned max_fixed_buffers_ = 1024;
   unsigned shard_id_ = 0;
