@@ -280,7 +280,7 @@ std::string SocketAddress::to_string() const {
     const std::size_t n = len_ - offsetof(sockaddr_un, sun_path);
     if (n == 0) return "<unnamed unix socket>";
     if (un->sun_path[0] == '\0') {
-      return "@" + std::string(un->sun_path + 1, n - 1);
+      return absl::StrFormat("@%s", std::string_view(un->sun_path + 1, n - 1));
     }
     return std::string(un->sun_path, strnlen(un->sun_path, n));
   }
