@@ -107,8 +107,12 @@ Task<Result<void>> SocketBase::close() {
 }
 
 std::string StreamSocket::peer_name() const {
-  auto a = SocketAddress::peer_of(fd());
-  return a ? a->to_string() : absl::StrFormat("fd %d", fd());
+  if (peer_.size() == 0) {
+    auto a = SocketAddress::peer_of(fd());
+    if (!a) return absl::StrFormat("fd %d", fd());
+    peer_ = *a;
+  }
+  return peer_.to_string();
 }
 
 Task<Result<void>> StreamSocket::shutdown(int how) {
@@ -154,7 +158,7 @@ Task<Result<TcpStream>> TcpStream::connect(SocketAddress addr,
     r = co_await submit(std::move(op));
   }
   if (!r) co_return Unexpected(Error{r.error(), "connect", addr.to_string()});
-  co_return TcpStream(std::move(*fd));
+  co_return TcpStream(std::move(*fd), addr);
 }
 
 Result<TcpListener> TcpListener::bind(const SocketAddress& addr,
@@ -176,7 +180,7 @@ Task<Result<TcpStream>> TcpListener::accept_one(std::stop_token st) {
     co_return Unexpected(
         Error{r.error(), "accept", local ? local->to_string() : ""});
   }
-  co_return TcpStream(std::move(r->fd));
+  co_return TcpStream(std::move(r->fd), r->peer);
 }
 
 Result<UdpSocket> UdpSocket::bind(const SocketAddress& addr) {
@@ -205,7 +209,7 @@ Task<Result<UnixStream>> UnixStream::connect(std::string path) {
   Connect op(fd->get(), *addr);
   auto r = co_await submit(std::move(op));
   if (!r) co_return Unexpected(Error{r.error(), "connect", path});
-  co_return UnixStream(std::move(*fd));
+  co_return UnixStream(std::move(*fd), *addr);
 }
 
 Result<std::pair<UnixStream, UnixStream>> UnixStream::pair() {

@@ -29,7 +29,9 @@
 // when a buffer is returned), so a dry ring does not spin.
 //
 // cancel() (or a stop request on the token given to submit_multishot) stops
-// the op: the kernel's final -ECANCELED CQE is the last item. Destroying the
+// the op: the kernel's final -ECANCELED CQE is the last item (a token already
+// stopped never submits and yields that one item; a stream parked for a
+// re-arm just ends). Destroying the
 // stream cancels too; items that arrive after that are destroyed as they come
 // (their destructors give back fds and buffers), and the op itself lives
 // until its final CQE.
@@ -142,6 +144,16 @@ struct MultishotRecord final : MultishotRecordBase {
       if (more || end == MultishotEnd::kFinish || cqe.res >= 0) {
         ResultSlot<Item> slot;
         const io_uring_cqe* c = &cqe;
+        io_uring_cqe copy;
+        if constexpr (requires { Op::kOpcode; }) {
+          // As for single-shot ops: EOPNOTSUPP rather than the kernel's
+          // EINVAL when the opcode itself is missing.
+          if (cqe.res == -EINVAL && !opcode_supported_here(Op::kOpcode)) {
+            copy = cqe;
+            copy.res = -EOPNOTSUPP;
+            c = &copy;
+          }
+        }
         slot.fill([self, c]() -> Item { return self->op.complete(*c); });
         if (!self->orphaned) {
           self->items.push_back(std::move(slot));
@@ -208,6 +220,15 @@ class [[nodiscard]] MultishotStream {
         rec_(make_record(std::move(op))) {
     rec_->reactor = reactor_;
     rec_->rearm = opts.rearm;
+    if (st.stop_requested()) {
+      // Never reaches the kernel: the stream holds one -ECANCELED item.
+      io_uring_cqe cqe{};
+      cqe.res = -ECANCELED;
+      rec_->cancel_requested = true;
+      rec_->on_cqe(rec_, cqe);
+      rec_->state = detail::RecordState::kDone;
+      return;
+    }
     reactor_->start(rec_);
     if (st.stop_possible()) {
       stop_ = std::make_unique<StopCallback>(

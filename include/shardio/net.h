@@ -95,6 +95,10 @@ class StreamSocket : public SocketBase {
  public:
   StreamSocket() = default;
   explicit StreamSocket(OwnedFd fd) noexcept : SocketBase(std::move(fd)) {}
+  // With the peer's address known (error messages name it even after the
+  // connection was reset, when getpeername(2) no longer can).
+  StreamSocket(OwnedFd fd, const SocketAddress& peer) noexcept
+      : SocketBase(std::move(fd)), peer_(peer) {}
 
   // One send(2) of `buf`; the count says how much went.
   template <OwnedBuffer B>
@@ -198,6 +202,7 @@ class StreamSocket : public SocketBase {
   };
 
   std::string peer_name() const;
+  mutable SocketAddress peer_;  // cached by peer_name()
   Result<std::size_t> wrap(const shardio::Result<uint32_t>& r,
                            const char* op) const {
     if (r) return static_cast<std::size_t>(*r);
@@ -210,6 +215,8 @@ class TcpStream : public StreamSocket {
   TcpStream() = default;
   // Adopts a connected TCP socket (from an accept, or another shard).
   explicit TcpStream(OwnedFd fd) noexcept : StreamSocket(std::move(fd)) {}
+  TcpStream(OwnedFd fd, const SocketAddress& peer) noexcept
+      : StreamSocket(std::move(fd), peer) {}
 
   // Connects to `addr`; with a timeout, a connect that takes longer fails
   // with ETIMEDOUT ("connect 10.0.0.1:80: timed out after 100 ms").
@@ -249,9 +256,32 @@ class UdpSocket : public SocketBase {
 
   // A socket bound to `addr` (port 0 picks one).
   static Result<UdpSocket> bind(const SocketAddress& addr);
-  // Sets the default peer (connect(2)); then send/recv work without
+  // Sets the default peer (connect(2)); then send() and recv() work without
   // addresses.
   Result<void> connect(const SocketAddress& peer);
+
+  // One datagram to the connected peer.
+  template <OwnedBuffer B>
+  Task<IoResult<B>> send(B buf) {
+    Send<B> op(fd(), std::move(buf));
+    auto r = co_await submit(std::move(op));
+    if (!r.res) {
+      co_return IoResult<B>{Unexpected(Error{r.res.error(), "send", "", ""}),
+                            std::move(r.buf)};
+    }
+    co_return IoResult<B>{static_cast<std::size_t>(*r.res), std::move(r.buf)};
+  }
+  // One datagram from the connected peer (cut to the size of `buf`).
+  template <OwnedBuffer B>
+  Task<IoResult<B>> recv(B buf, std::stop_token st = {}) {
+    Recv<B> op(fd(), std::move(buf));
+    auto r = co_await submit(std::move(op), std::move(st));
+    if (!r.res) {
+      co_return IoResult<B>{Unexpected(Error{r.res.error(), "recv", "", ""}),
+                            std::move(r.buf)};
+    }
+    co_return IoResult<B>{static_cast<std::size_t>(*r.res), std::move(r.buf)};
+  }
 
   template <OwnedBuffer B>
   Task<IoResult<B>> send_to(B buf, SocketAddress to) {
@@ -301,6 +331,8 @@ class UnixStream : public StreamSocket {
  public:
   UnixStream() = default;
   explicit UnixStream(OwnedFd fd) noexcept : StreamSocket(std::move(fd)) {}
+  UnixStream(OwnedFd fd, const SocketAddress& peer) noexcept
+      : StreamSocket(std::move(fd), peer) {}
   // Connects to a Unix socket path (or "@abstract").
   static Task<Result<UnixStream>> connect(std::string path);
   // A connected pair (socketpair(2)).

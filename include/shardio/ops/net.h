@@ -14,7 +14,9 @@
 // and hand it back with the result. Sends pass MSG_NOSIGNAL by default: a
 // peer that went away is EPIPE, not SIGPIPE. Ops that create descriptors
 // yield OwnedFd. Each names its opcode (kOpcode): a kernel without it yields
-// EOPNOTSUPP.
+// EOPNOTSUPP. The multishot variants use older opcodes with newer flags
+// (docs/kernel-requirements.md): a kernel that has the opcode but not the
+// multishot mode reports EINVAL.
 //
 // Multishot ops (kMultishot) go through submit_multishot(); their streams
 // re-arm after the kernel ends them early (ENOBUFS when the buffer ring ran
@@ -244,8 +246,11 @@ struct RecvMsgMultishot {
   msghdr hdr{};  // the kernel reads msg_namelen/msg_controllen: owned here
 };
 
-// IORING_NOTIF_USAGE_ZC_COPIED (Linux 6.2+; liburing 2.3's header lacks it):
-// set in a notification's res when the kernel copied the data after all.
+// IORING_SEND_ZC_REPORT_USAGE and IORING_NOTIF_USAGE_ZC_COPIED (Linux 6.2+;
+// liburing 2.3's header lacks them): with the first in zc_flags, the
+// notification's res has the second set when the kernel copied the data
+// after all (as it does on loopback).
+inline constexpr unsigned kSendZcReportUsage = 1U << 3;
 inline constexpr uint32_t kZcCopied = 1U << 31;
 
 // Zero-copy send (Linux 6.0+). Two CQEs: the result, then a notification
@@ -276,7 +281,10 @@ struct SendZc {
   int flags;
   unsigned zc_flags;
   bool notified = false;
-  bool copied = false;  // the kernel copied after all (e.g. loopback)
+  // The kernel copied after all (e.g. loopback); reported only with
+  // kSendZcReportUsage. Read it in an op that wraps SendZc: the op is
+  // destroyed right after the notification.
+  bool copied = false;
 };
 
 // shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR.
