@@ -5,6 +5,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <utility>
@@ -27,7 +28,10 @@ struct BufferRingState {
   unsigned held = 0;  // buffers handed to the program
   uint16_t group = 0;
   bool registered = false;
-  uint64_t refs = 1;  // BufferRing copies and ProvidedBuffers; shard-local
+  // BufferRing copies and ProvidedBuffers. Atomic only so that a buffer
+  // dropped on another thread after the shard stopped can let go (see
+  // ProvidedBuffer::release); everything else happens on the shard.
+  std::atomic<uint64_t> refs{1};
   std::vector<absl::AnyInvocable<void()>> waiting;
 
   ~BufferRingState() {
@@ -42,8 +46,9 @@ struct BufferRingState {
     if (buffers != nullptr) ::munmap(buffers, buffers_bytes);
   }
 
+  void ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
   void unref() noexcept {
-    if (--refs == 0) delete this;
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   void recycle(uint16_t id) noexcept {
@@ -73,11 +78,27 @@ void ProvidedBuffer::release() noexcept {
     st->unref();
     return;
   }
-  // Dropped on another thread: the ring belongs to its shard.
-  st->shard.post([st, id] {
-    st->recycle(id);
-    st->unref();
-  });
+  // Dropped on another thread: the ring belongs to its shard. If the shard
+  // has stopped, the message is destroyed unrun and only lets go of the
+  // ring.
+  struct GiveBack {
+    detail::BufferRingState* st;
+    uint16_t id;
+    GiveBack(detail::BufferRingState* s, uint16_t i) noexcept : st(s), id(i) {}
+    GiveBack(GiveBack&& o) noexcept
+        : st(std::exchange(o.st, nullptr)), id(o.id) {}
+    GiveBack(const GiveBack&) = delete;
+    GiveBack& operator=(const GiveBack&) = delete;
+    GiveBack& operator=(GiveBack&&) = delete;
+    ~GiveBack() {
+      if (st != nullptr) st->unref();
+    }
+    void operator()() {
+      st->recycle(id);
+      std::exchange(st, nullptr)->unref();
+    }
+  };
+  st->shard.post(GiveBack(st, id));
 }
 
 Result<BufferRing> BufferRing::create(unsigned count,
@@ -121,11 +142,11 @@ Result<BufferRing> BufferRing::create(unsigned count,
 }
 
 BufferRing::BufferRing(const BufferRing& o) noexcept : st_(o.st_) {
-  if (st_ != nullptr) ++st_->refs;
+  if (st_ != nullptr) st_->ref();
 }
 
 BufferRing& BufferRing::operator=(const BufferRing& o) noexcept {
-  if (o.st_ != nullptr) ++o.st_->refs;
+  if (o.st_ != nullptr) o.st_->ref();
   if (st_ != nullptr) st_->unref();
   st_ = o.st_;
   return *this;
@@ -156,7 +177,7 @@ ProvidedBuffer BufferRing::take(const io_uring_cqe& cqe) noexcept {
   if ((cqe.flags & IORING_CQE_F_BUFFER) == 0) return {};
   const auto id = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
   ++st_->held;
-  ++st_->refs;
+  st_->ref();
   const std::size_t n = cqe.res > 0 ? static_cast<std::size_t>(cqe.res) : 0;
   return ProvidedBuffer(st_, st_->buffers + std::size_t{id} * st_->buffer_size,
                         n, id);

@@ -63,12 +63,15 @@ Result<OwnedFd> bind_listen(const SocketAddress& addr, int type, int backlog,
   }
   if (::bind(fd->get(), addr.get(), addr.size()) != 0) {
     const int err = errno;
-    return Unexpected(sys_error(
-        err, "bind", addr.to_string(),
-        err == EADDRINUSE
-            ? "Address already in use (another process listens there; pick "
-              "another port, or 0 for any free one)"
-            : std::string()));
+    std::string why;
+    if (err == EADDRINUSE) {
+      why = addr.is_unix()
+                ? "Address already in use (a socket file exists there: a "
+                  "listener, or one left behind; unlink it first)"
+                : "Address already in use (another process listens there; "
+                  "pick another port, or 0 for any free one)";
+    }
+    return Unexpected(sys_error(err, "bind", addr.to_string(), why));
   }
   if (type == SOCK_STREAM && ::listen(fd->get(), backlog) != 0) {
     return Unexpected(sys_error(errno, "listen", addr.to_string()));
@@ -104,6 +107,15 @@ Task<Result<void>> SocketBase::close() {
   auto r = co_await submit(std::move(op));
   if (!r) co_return Unexpected(sys_error(r.error().value(), "close", ""));
   co_return Result<void>{};
+}
+
+StreamSocket::StreamSocket(OwnedFd fd) noexcept : SocketBase(std::move(fd)) {
+  if (fd_.valid()) {
+    *peer_.size_ptr() = SocketAddress::capacity();
+    if (::getpeername(fd_.get(), peer_.get(), peer_.size_ptr()) != 0) {
+      peer_ = SocketAddress();
+    }
+  }
 }
 
 std::string StreamSocket::peer_name() const {
@@ -145,12 +157,13 @@ Task<Result<TcpStream>> TcpStream::connect(SocketAddress addr,
     LinkTimeout lt(timeout);
     auto [res, fired] = co_await chain(std::move(op), std::move(lt));
     if (!res && fired && res.error().value() == ECANCELED) {
+      const auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(timeout)
+              .count();
       co_return Unexpected(Error{
           errno_code(ETIMEDOUT), "connect", addr.to_string(),
-          absl::StrFormat(
-              "timed out after %d ms",
-              std::chrono::duration_cast<std::chrono::milliseconds>(timeout)
-                  .count())});
+          us % 1000 == 0 ? absl::StrFormat("timed out after %d ms", us / 1000)
+                         : absl::StrFormat("timed out after %d us", us)});
     }
     r = std::move(res);
   } else {
@@ -233,7 +246,7 @@ Task<Result<UnixStream>> UnixListener::accept_one(std::stop_token st) {
   Accept op(fd());
   auto r = co_await submit(std::move(op), std::move(st));
   if (!r) co_return Unexpected(Error{r.error(), "accept", ""});
-  co_return UnixStream(std::move(r->fd));
+  co_return UnixStream(std::move(r->fd), r->peer);
 }
 
 }  // namespace shardio::net

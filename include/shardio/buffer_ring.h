@@ -22,7 +22,9 @@
 // Thread-safety: a BufferRing and its buffers belong to the shard that
 // created them. Copy and destroy BufferRing values on that shard. A
 // ProvidedBuffer may be destroyed on another thread: the buffer is then
-// handed back to its shard by a posted message.
+// handed back to its shard by a posted message (after Runtime::stop() it just
+// lets go of the ring's memory). Destroy buffers before the Runtime object
+// itself is destroyed.
 #pragma once
 
 #include <liburing.h>

@@ -94,7 +94,9 @@ class SocketBase {
 class StreamSocket : public SocketBase {
  public:
   StreamSocket() = default;
-  explicit StreamSocket(OwnedFd fd) noexcept : SocketBase(std::move(fd)) {}
+  // Adopts a connected socket and notes its peer's address now, while
+  // getpeername(2) can still tell (error messages name the peer).
+  explicit StreamSocket(OwnedFd fd) noexcept;
   // With the peer's address known (error messages name it even after the
   // connection was reset, when getpeername(2) no longer can).
   StreamSocket(OwnedFd fd, const SocketAddress& peer) noexcept
@@ -230,10 +232,39 @@ class TcpStream : public StreamSocket {
   }
 };
 
-class TcpListener : public SocketBase {
+// What listeners share: closing one also shuts it down (shutdown(2)), which
+// ends an accept stream armed on it; a plain close(2) would leave the
+// kernel's multishot accept holding the socket open and listening.
+class ListenerBase : public SocketBase {
+ public:
+  ListenerBase() = default;
+  explicit ListenerBase(OwnedFd fd) noexcept : SocketBase(std::move(fd)) {}
+  ListenerBase(ListenerBase&&) noexcept = default;
+  ListenerBase& operator=(ListenerBase&& o) noexcept {
+    if (this != &o) {
+      stop_listening();
+      fd_ = std::move(o.fd_);
+    }
+    return *this;
+  }
+  ~ListenerBase() { stop_listening(); }
+  // Ends the accept streams armed on this socket, then closes it on the
+  // ring.
+  Task<Result<void>> close() {
+    stop_listening();
+    return SocketBase::close();
+  }
+
+ private:
+  void stop_listening() noexcept {
+    if (fd_.valid()) ::shutdown(fd_.get(), SHUT_RDWR);
+  }
+};
+
+class TcpListener : public ListenerBase {
  public:
   TcpListener() = default;
-  explicit TcpListener(OwnedFd fd) noexcept : SocketBase(std::move(fd)) {}
+  explicit TcpListener(OwnedFd fd) noexcept : ListenerBase(std::move(fd)) {}
 
   // socket + setsockopt + bind + listen (synchronous: these do not block).
   // Port 0 picks a free port: see local_address().
@@ -339,10 +370,10 @@ class UnixStream : public StreamSocket {
   static Result<std::pair<UnixStream, UnixStream>> pair();
 };
 
-class UnixListener : public SocketBase {
+class UnixListener : public ListenerBase {
  public:
   UnixListener() = default;
-  explicit UnixListener(OwnedFd fd) noexcept : SocketBase(std::move(fd)) {}
+  explicit UnixListener(OwnedFd fd) noexcept : ListenerBase(std::move(fd)) {}
   // Binds and listens on `path` ("@name" for the abstract namespace). A
   // stale socket file at `path` is not removed: unlink it first.
   static Result<UnixListener> bind(std::string path, int backlog = 1024);

@@ -93,6 +93,11 @@ struct AcceptMultishot {
       : fd(fd), flags(flags) {}
   void prepare(io_uring_sqe& sqe) noexcept;
   Result<OwnedFd> complete(const io_uring_cqe& cqe) noexcept;
+  // A connection the kernel ended on (fd 0 included) re-arms; an error ends
+  // the stream.
+  MultishotEnd on_end(const io_uring_cqe& cqe, Rearm) noexcept {
+    return cqe.res >= 0 ? MultishotEnd::kRearmNow : MultishotEnd::kFinish;
+  }
   Fd fd;
   int flags;
 };
