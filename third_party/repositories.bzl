@@ -25,6 +25,39 @@ load("@bazel_tools//tools/build_defs/repo:utils.bzl", "maybe")
 _ABSL_BASE = ["base", "log_severity", "raw_logging_internal", "spinlock_wait"]
 _ABSL_STRINGS = ["strings", "strings_internal", "int128", "throw_delegate"]
 _ABSL_TIME = ["time", "civil_time", "time_zone"]
+_ABSL_SYNCHRONIZATION = [
+    "synchronization",
+    "graphcycles_internal",
+    "malloc_internal",
+    "stacktrace",
+    "symbolize",
+    "debugging_internal",
+    "demangle_internal",
+]
+_ABSL_FLAGS = [
+    "flags_internal",
+    "flags_marshalling",
+    "flags_reflection",
+    "flags_private_handle_accessor",
+    "flags_commandlineflag",
+    "flags_commandlineflag_internal",
+    "flags_config",
+    "flags_program_name",
+    "bad_optional_access",
+    "bad_variant_access",
+    "str_format_internal",
+    "cord",
+    "cord_internal",
+    "cordz_functions",
+    "cordz_info",
+    "cordz_handle",
+    "exponential_biased",
+    "hash",
+    "city",
+    "low_level_hash",
+    "raw_hash_set",
+    "hashtablez_sampler",
+] + _ABSL_SYNCHRONIZATION + _ABSL_TIME + _ABSL_STRINGS + _ABSL_BASE
 
 _ABSL_TARGETS = {
     "absl/base:config": [],
@@ -34,17 +67,12 @@ _ABSL_TARGETS = {
         "raw_logging_internal",
         "log_severity",
     ],
+    "absl/flags:flag": _ABSL_FLAGS,
+    "absl/flags:parse": ["flags_parse", "flags_usage", "flags_usage_internal"] + _ABSL_FLAGS,
+    "absl/flags:usage": ["flags_usage", "flags_usage_internal"] + _ABSL_FLAGS,
     "absl/functional:any_invocable": [],
     "absl/strings:str_format": ["str_format_internal"] + _ABSL_STRINGS + _ABSL_BASE,
-    "absl/synchronization:synchronization": [
-        "synchronization",
-        "graphcycles_internal",
-        "malloc_internal",
-        "stacktrace",
-        "symbolize",
-        "debugging_internal",
-        "demangle_internal",
-    ] + _ABSL_TIME + _ABSL_STRINGS + _ABSL_BASE,
+    "absl/synchronization:synchronization": _ABSL_SYNCHRONIZATION + _ABSL_TIME + _ABSL_STRINGS + _ABSL_BASE,
     "absl/time:time": _ABSL_TIME + _ABSL_STRINGS + _ABSL_BASE,
 }
 

@@ -44,12 +44,12 @@
 #include <liburing.h>
 
 #include <coroutine>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "shardio/detail/reactor.h"
 #include "shardio/operation.h"
@@ -97,6 +97,47 @@ struct MultishotStopCancel {
 
 template <class Op>
 using MultishotItem = CompleteResult<Op>;
+
+// A FIFO of items that reuses its slots: a stream whose consumer keeps up
+// cycles through one or two slots without allocating (a std::deque would
+// allocate and free a block every few items). Grows by doubling.
+template <class T>
+class ItemQueue {
+ public:
+  ItemQueue() = default;
+  ItemQueue(const ItemQueue&) = delete;
+  ItemQueue& operator=(const ItemQueue&) = delete;
+
+  bool empty() const noexcept { return head_ == tail_; }
+  std::size_t size() const noexcept { return tail_ - head_; }
+  void push_back(T&& v) {
+    if (tail_ - head_ == slots_.size()) grow();
+    slots_[tail_++ & (slots_.size() - 1)] = std::move(v);
+  }
+  T& front() noexcept { return slots_[head_ & (slots_.size() - 1)]; }
+  void pop_front() noexcept {
+    front() = T();  // releases what the item held now
+    ++head_;
+  }
+  void clear() noexcept {
+    while (!empty()) pop_front();
+    head_ = tail_ = 0;
+  }
+
+ private:
+  void grow() {
+    std::vector<T> bigger(slots_.empty() ? 4 : slots_.size() * 2);
+    for (std::size_t i = 0; i < size(); ++i) {
+      bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
+    }
+    tail_ = size();
+    head_ = 0;
+    slots_.swap(bigger);
+  }
+  std::vector<T> slots_;
+  std::size_t head_ = 0;
+  std::size_t tail_ = 0;
+};
 
 }  // namespace detail
 
@@ -196,7 +237,7 @@ struct MultishotRecord final : MultishotRecordBase {
   }
 
   Op op;
-  std::deque<ResultSlot<Item>> items;
+  ItemQueue<ResultSlot<Item>> items;
 };
 
 }  // namespace detail
