@@ -313,6 +313,8 @@ void Shard::thread_main() {
     if (stopping_) break;
     wait_for_events();
     reap();
+    if (interceptor_ != nullptr) [[unlikely]]
+      interceptor_->on_turn(*this);
   }
   shutdown();
   tls_current_ = nullptr;
@@ -415,6 +417,11 @@ void Shard::drain_inbox() {
 }
 
 void Shard::shutdown() {
+  // CQEs an interceptor holds back are delivered now, and it sees no more.
+  if (interceptor_ != nullptr) {
+    interceptor_->flush(*this);
+    interceptor_ = nullptr;
+  }
   // Tasks that are ready are not resumed again: destroying their roots
   // below destroys their frames.
   ready_.clear();

@@ -261,6 +261,7 @@ class [[nodiscard]] MultishotStream {
         rec_(make_record(std::move(op))) {
     rec_->reactor = reactor_;
     rec_->rearm = opts.rearm;
+    rec_->multishot = true;
     if (st.stop_requested()) {
       // Never reaches the kernel: the stream holds one -ECANCELED item.
       io_uring_cqe cqe{};

@@ -105,6 +105,30 @@ struct alignas(64) OpRecordBase {
   uint8_t size_class = 0;
   RecordState state = RecordState::kIdle;
   bool orphaned = false;
+  uint8_t opcode = 0;      // of the SQE last prepared (stats, fault rules)
+  bool multishot = false;  // a MultishotRecord
+  uint8_t fault = 0;       // what an attached CqeInterceptor marked here
+};
+
+class Reactor;
+
+// Sees every CQE of a record before the record does, and may rewrite it or
+// hold it back (testing::FaultInjector implements it). Attached per shard;
+// all calls come on that shard's thread. With none attached the runtime
+// pays one pointer test per CQE and per SQE.
+class CqeInterceptor {
+ public:
+  virtual ~CqeInterceptor() = default;
+  // May change `cqe`; returns false to keep it (the interceptor hands it
+  // back later with Reactor::deliver).
+  virtual bool on_cqe(Reactor& r, OpRecordBase& rec, io_uring_cqe& cqe) = 0;
+  // Whether get_sqe() should behave as if the SQ were full this time.
+  virtual bool force_sq_full() = 0;
+  // Once per loop turn: deliver what was held back and is due.
+  virtual void on_turn(Reactor& r) = 0;
+  // The shard is shutting down: deliver everything held back now. The
+  // interceptor is detached right after.
+  virtual void flush(Reactor& r) = 0;
 };
 
 // Holds what complete() returned, including void, or what it threw (handed
@@ -348,7 +372,9 @@ class Reactor {
 
   // A zeroed SQE; submits what is queued first when the SQ is full.
   io_uring_sqe* get_sqe() {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_sqe* sqe = interceptor_ != nullptr && interceptor_->force_sq_full()
+                            ? nullptr
+                            : io_uring_get_sqe(&ring_);
     if (sqe == nullptr) [[unlikely]]
       sqe = get_sqe_slow();
     std::memset(sqe, 0, sizeof(*sqe));
@@ -369,6 +395,8 @@ class Reactor {
     sqe->flags |= extra_flags;
     io_uring_sqe_set_data(sqe, static_cast<OpRecordBase*>(rec));
     rec->state = RecordState::kInFlight;
+    rec->opcode = sqe->opcode;
+    ++in_flight_by_opcode_[sqe->opcode];
     in_flight_.add();
   }
 
@@ -422,8 +450,20 @@ class Reactor {
       return;
     }
     auto* rec = reinterpret_cast<OpRecordBase*>(ud);
+    if (interceptor_ != nullptr) [[unlikely]] {
+      io_uring_cqe copy = cqe;
+      if (interceptor_->on_cqe(*this, *rec, copy)) deliver(copy);
+      return;
+    }
+    deliver(cqe);
+  }
+
+  // Hands a CQE to its record (dispatch() without the interceptor).
+  void deliver(const io_uring_cqe& cqe) {
+    auto* rec = reinterpret_cast<OpRecordBase*>(cqe.user_data);
     if (!rec->on_cqe(rec, cqe)) return;
     rec->state = RecordState::kDone;
+    --in_flight_by_opcode_[rec->opcode];
     in_flight_.sub();
     if (rec->orphaned) {
       release(rec);
@@ -441,6 +481,8 @@ class Reactor {
     io_uring_sqe_set_data(sqe, rec);
     if (rec->state != RecordState::kInFlight) {
       rec->state = RecordState::kInFlight;
+      rec->opcode = sqe->opcode;
+      ++in_flight_by_opcode_[sqe->opcode];
       in_flight_.add();
     }
     counters_.multishot_rearms.add();
@@ -448,7 +490,16 @@ class Reactor {
   // A multishot record leaves the kernel without ending (see kParked).
   void park(OpRecordBase* rec) noexcept {
     rec->state = RecordState::kParked;
+    --in_flight_by_opcode_[rec->opcode];
     in_flight_.sub();
+  }
+
+  // Attaches (or, with null, detaches) a CQE interceptor; on this shard.
+  void set_interceptor(CqeInterceptor* i) noexcept { interceptor_ = i; }
+  CqeInterceptor* interceptor() const noexcept { return interceptor_; }
+  // Records in flight per opcode (read on this shard).
+  uint32_t in_flight_for(uint8_t opcode) const noexcept {
+    return in_flight_by_opcode_[opcode];
   }
 
   // Consumes every CQE in the CQ ring; returns how many.
@@ -542,6 +593,8 @@ class Reactor {
   Counter in_flight_;
   RootNode roots_;
   std::bitset<256> supported_ops_;
+  CqeInterceptor* interceptor_ = nullptr;
+  uint32_t in_flight_by_opcode_[256] = {};
   unsigned fixed_file_slots_ = 0;  // table size, 0 until first use
   unsigned fixed_buffer_slots_ = 0;
   std::vector<unsigned> free_file_slots_;
