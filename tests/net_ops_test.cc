@@ -100,7 +100,7 @@ class NetOpsTest : public testing::TestWithParam<Family> {
       GTEST_SKIP() << "IPv6 loopback [::1] cannot be bound here";
     }
     if (GetParam() == Family::kUnix) {
-      std::string tmpl = testing::TempDir() + "net_ops_test_XXXXXX";
+      std::string tmpl = test::socket_temp_dir() + "net_ops_test_XXXXXX";
       ASSERT_NE(::mkdtemp(tmpl.data()), nullptr) << std::strerror(errno);
       dir_ = tmpl;
     }
@@ -310,7 +310,7 @@ TEST_P(NetOpsTest, ConnectToNobodyListeningIsRefused) {
 
 TEST(NetOpsErrorTest, ConnectToAMissingUnixPathIsENOENT) {
   Runtime rt(RuntimeOptions{.shards = 1});
-  const std::string path = testing::TempDir() + "net_ops_test_no_such_socket_" +
+  const std::string path = test::socket_temp_dir() + "net_ops_test_no_such_socket_" +
                            std::to_string(::getpid());
   auto addr = SocketAddress::unix_path(path);
   ASSERT_TRUE(addr) << addr.error().message();

@@ -930,7 +930,7 @@ TEST(NetTest, ConnectedUdpSocketTalksToItsPeerOnly) {
 class UnixNetTest : public testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = testing::TempDir() + "net_test_XXXXXX";
+    std::string tmpl = test::socket_temp_dir() + "net_test_XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr) << std::strerror(errno);
     dir_ = tmpl;
   }

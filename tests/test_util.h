@@ -6,7 +6,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <coroutine>
+#include <string>
 #include <exception>
 #include <thread>
 #include <utility>
@@ -15,6 +18,16 @@
 #include "absl/time/time.h"
 
 namespace shardio::test {
+
+// A directory for temporary files whose paths stay short enough for Unix
+// socket addresses (sun_path holds 107 bytes): the test framework's temp
+// dir, unless it is deep (Bazel's sandbox), then /tmp/. Ends with '/'.
+inline std::string socket_temp_dir() {
+  std::string dir = testing::TempDir();
+  if (dir.size() > 48) dir = "/tmp/";
+  if (dir.empty() || dir.back() != '/') dir += '/';
+  return dir;
+}
 
 // A blocking pipe: a read on it stays in flight until something is written.
 class Pipe {
