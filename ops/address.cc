@@ -127,6 +127,9 @@ Result<SocketAddress> SocketAddress::from_host_port(std::string_view host,
         absl::StrFormat("\"%s\" port %d", host, port),
         absl::StrFormat("port %d is out of range (0..65535)", port)});
   }
+  if (host.find('\0') != std::string_view::npos) {
+    return parse_error(host, "the host contains a NUL byte");
+  }
   const std::string h(host);
   SocketAddress a;
   in_addr v4{};
@@ -277,8 +280,10 @@ std::string SocketAddress::to_string() const {
   }
   if (is_unix()) {
     const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
+    if (len_ <= offsetof(sockaddr_un, sun_path)) {
+      return "<unnamed unix socket>";
+    }
     const std::size_t n = len_ - offsetof(sockaddr_un, sun_path);
-    if (n == 0) return "<unnamed unix socket>";
     if (un->sun_path[0] == '\0') {
       return absl::StrFormat("@%s", std::string_view(un->sun_path + 1, n - 1));
     }

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shardio/result.h"
@@ -426,6 +427,33 @@ TEST(AddressTest, ResolveRejectsAnEmptyHost) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, errno_code(EINVAL));
   EXPECT_THAT(r.error().message(), HasSubstr("empty"));
+}
+
+}  // namespace
+}  // namespace shardio::net
+
+namespace shardio::net {
+namespace {
+
+// Found by fuzz/address_fuzzer: text after a NUL byte was ignored, and a
+// Unix address shorter than its family field was printed out of bounds.
+TEST(AddressFuzzFindingsTest, ANulByteInTheHostIsAnError) {
+  using namespace std::string_view_literals;
+  auto a = SocketAddress::parse("1.2.3.4\0junk:80"sv);
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().code, std::errc::invalid_argument);
+  EXPECT_NE(a.error().message().find("NUL"), std::string::npos);
+  auto b = SocketAddress::parse("[fe80::1%lo\0junk]:80"sv);
+  EXPECT_FALSE(b);
+}
+
+TEST(AddressFuzzFindingsTest, ATruncatedUnixAddressPrintsAsUnnamed) {
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  SocketAddress a(reinterpret_cast<const sockaddr*>(&un), 1);
+  EXPECT_EQ(a.to_string(), "<unnamed unix socket>");
+  SocketAddress b(reinterpret_cast<const sockaddr*>(&un), 2);
+  EXPECT_EQ(b.to_string(), "<unnamed unix socket>");
 }
 
 }  // namespace
