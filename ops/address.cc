@@ -1,4 +1,6 @@
 // SocketAddress parsing and printing, resolve(), and net::Error.
+#include "shardio/net/address.h"
+
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -11,7 +13,6 @@
 
 #include "absl/strings/str_format.h"
 #include "shardio/cross_shard.h"
-#include "shardio/net/address.h"
 
 namespace shardio::net {
 
@@ -92,8 +93,8 @@ Result<SocketAddress> SocketAddress::unix_path(std::string_view path) {
   SocketAddress a;
   auto* un = reinterpret_cast<sockaddr_un*>(&a.storage_);
   if (path.empty()) {
-    return Unexpected(Error{errno_code(EINVAL), "unix address", "\"\"",
-                            "the path is empty"});
+    return Unexpected(
+        Error{errno_code(EINVAL), "unix address", "\"\"", "the path is empty"});
   }
   if (path.size() >= sizeof(un->sun_path)) {
     return Unexpected(Error{
@@ -110,8 +111,8 @@ Result<SocketAddress> SocketAddress::unix_path(std::string_view path) {
   std::memcpy(un->sun_path, path.data(), path.size());
   if (path[0] == '@') {
     un->sun_path[0] = '\0';  // the abstract namespace: no terminator counted
-    a.len_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                                    path.size());
+    a.len_ =
+        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
   } else {
     a.len_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
                                     path.size() + 1);
@@ -122,10 +123,10 @@ Result<SocketAddress> SocketAddress::unix_path(std::string_view path) {
 Result<SocketAddress> SocketAddress::from_host_port(std::string_view host,
                                                     int port) {
   if (port < 0 || port > 65535) {
-    return Unexpected(Error{
-        errno_code(EINVAL), "parse address",
-        absl::StrFormat("\"%s\" port %d", host, port),
-        absl::StrFormat("port %d is out of range (0..65535)", port)});
+    return Unexpected(
+        Error{errno_code(EINVAL), "parse address",
+              absl::StrFormat("\"%s\" port %d", host, port),
+              absl::StrFormat("port %d is out of range (0..65535)", port)});
   }
   if (host.find('\0') != std::string_view::npos) {
     return parse_error(host, "the host contains a NUL byte");
@@ -213,8 +214,8 @@ Result<SocketAddress> SocketAddress::parse(std::string_view text) {
                                              port));
   }
   if (ec != std::errc() || p != port.data() + port.size()) {
-    return parse_error(text, absl::StrFormat("port \"%s\" is not a number",
-                                             port));
+    return parse_error(text,
+                       absl::StrFormat("port \"%s\" is not a number", port));
   }
   Result<SocketAddress> a = from_host_port(host, static_cast<int>(value));
   if (!a) {
@@ -317,8 +318,8 @@ Task<Result<std::vector<SocketAddress>>> resolve(std::string host, int port,
     const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
     if (rc != 0) {
       const int err = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
-      return Unexpected(Error{errno_code(err), "resolve", host,
-                              ::gai_strerror(rc)});
+      return Unexpected(
+          Error{errno_code(err), "resolve", host, ::gai_strerror(rc)});
     }
     std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(res, ::freeaddrinfo);
     std::vector<SocketAddress> out;

@@ -101,8 +101,7 @@ void ProvidedBuffer::release() noexcept {
   st->shard.post(GiveBack(st, id));
 }
 
-Result<BufferRing> BufferRing::create(unsigned count,
-                                      std::size_t buffer_size) {
+Result<BufferRing> BufferRing::create(unsigned count, std::size_t buffer_size) {
   if (count == 0 || count > kMaxCount || !std::has_single_bit(count) ||
       buffer_size == 0 || buffer_size > kMaxBufferSize) {
     return Unexpected(errno_code(EINVAL));

@@ -89,8 +89,7 @@ void RecvMsgMultishot::prepare(io_uring_sqe& sqe) noexcept {
   fd.apply(sqe);
 }
 
-Result<Datagram> RecvMsgMultishot::complete(
-    const io_uring_cqe& cqe) noexcept {
+Result<Datagram> RecvMsgMultishot::complete(const io_uring_cqe& cqe) noexcept {
   ProvidedBuffer buf = ring.take(cqe);
   if (cqe.res < 0) return Unexpected(error_from_res(cqe.res));
   auto* out = io_uring_recvmsg_validate(buf.data(), cqe.res, &hdr);
@@ -102,8 +101,7 @@ Result<Datagram> RecvMsgMultishot::complete(
       static_cast<const sockaddr*>(io_uring_recvmsg_name(out)), name_len);
   const auto* payload =
       static_cast<const std::byte*>(io_uring_recvmsg_payload(out, &hdr));
-  const unsigned len = io_uring_recvmsg_payload_length(
-      out, cqe.res, &hdr);
+  const unsigned len = io_uring_recvmsg_payload_length(out, cqe.res, &hdr);
   d.payload = std::span<const std::byte>(payload, len);
   d.truncated = (out->flags & MSG_TRUNC) != 0;
   d.buf = std::move(buf);

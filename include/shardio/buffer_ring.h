@@ -91,8 +91,8 @@ class ProvidedBuffer {
 
  private:
   friend class BufferRing;
-  ProvidedBuffer(detail::BufferRingState* st, std::byte* data,
-                 std::size_t size, uint16_t id) noexcept
+  ProvidedBuffer(detail::BufferRingState* st, std::byte* data, std::size_t size,
+                 uint16_t id) noexcept
       : state_(st), data_(data), size_(size), id_(id) {}
 
   detail::BufferRingState* state_ = nullptr;

@@ -49,7 +49,9 @@ concept Operation = std::move_constructible<Op> &&
 namespace detail {
 // Multishot ops (kMultishot = true) go through submit_multishot().
 template <class Op>
-inline constexpr bool kIsMultishot = requires { requires Op::kMultishot; };
+inline constexpr bool kIsMultishot = requires {
+  requires Op::kMultishot;
+};
 }  // namespace detail
 
 // What `co_await submit(op)` yields for an Op.

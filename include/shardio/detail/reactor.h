@@ -475,7 +475,8 @@ class Reactor {
 
   // Queues the SQE of a record that is in flight or parked again (a
   // multishot op re-armed after the kernel ended it early).
-  void restart(OpRecordBase* rec, void (*prepare)(OpRecordBase*, io_uring_sqe&)) {
+  void restart(OpRecordBase* rec,
+               void (*prepare)(OpRecordBase*, io_uring_sqe&)) {
     io_uring_sqe* sqe = get_sqe();
     prepare(rec, *sqe);
     io_uring_sqe_set_data(sqe, rec);

@@ -63,8 +63,7 @@ class SocketAddress {
   // (EINVAL).
   static Result<SocketAddress> parse(std::string_view text);
   // A numeric host (IPv4 or IPv6, no brackets) and a port.
-  static Result<SocketAddress> from_host_port(std::string_view host,
-                                              int port);
+  static Result<SocketAddress> from_host_port(std::string_view host, int port);
   static SocketAddress ipv4(uint32_t host_order_addr, uint16_t port) noexcept;
   static SocketAddress ipv4_loopback(uint16_t port) noexcept;
   static SocketAddress ipv6_loopback(uint16_t port) noexcept;
