@@ -35,8 +35,8 @@ Result<void> setopt(int fd, int level, int name, int value, const char* what,
 Result<OwnedFd> bind_listen(const SocketAddress& addr, int type, int backlog,
                             const ListenOptions* opts) {
   if (addr.size() == 0) {
-    return Unexpected(Error{errno_code(EINVAL), "bind", "<unspecified>",
-                            "no address given"});
+    return Unexpected(
+        Error{errno_code(EINVAL), "bind", "<unspecified>", "no address given"});
   }
   Result<OwnedFd> fd = make_socket(addr.family(), type, "socket", addr);
   if (!fd) return fd;
@@ -54,9 +54,9 @@ Result<OwnedFd> bind_listen(const SocketAddress& addr, int type, int backlog,
         return Unexpected(r.error());
     }
     if (addr.is_ipv6()) {
-      if (auto r = setopt(fd->get(), IPPROTO_IPV6, IPV6_V6ONLY,
-                          opts->ipv6_only ? 1 : 0, "setsockopt IPV6_V6ONLY",
-                          addr);
+      if (auto r =
+              setopt(fd->get(), IPPROTO_IPV6, IPV6_V6ONLY,
+                     opts->ipv6_only ? 1 : 0, "setsockopt IPV6_V6ONLY", addr);
           !r)
         return Unexpected(r.error());
     }
@@ -91,8 +91,8 @@ Result<SocketAddress> SocketBase::peer_address() const {
 
 Result<void> SocketBase::set_option(int level, int name, int value) {
   if (::setsockopt(fd(), level, name, &value, sizeof(value)) != 0) {
-    return Unexpected(sys_error(errno, "setsockopt",
-                                absl::StrFormat("fd %d", fd())));
+    return Unexpected(
+        sys_error(errno, "setsockopt", absl::StrFormat("fd %d", fd())));
   }
   return {};
 }
@@ -100,8 +100,8 @@ Result<void> SocketBase::set_option(int level, int name, int value) {
 Task<Result<void>> SocketBase::close() {
   const int fd = fd_.release();
   if (fd < 0) {
-    co_return Unexpected(Error{errno_code(EBADF), "close", "",
-                               "the socket is not open"});
+    co_return Unexpected(
+        Error{errno_code(EBADF), "close", "", "the socket is not open"});
   }
   Close op(fd);
   auto r = co_await submit(std::move(op));
@@ -177,8 +177,8 @@ Task<Result<TcpStream>> TcpStream::connect(SocketAddress addr,
 Result<TcpListener> TcpListener::bind(const SocketAddress& addr,
                                       ListenOptions opts) {
   if (!addr.is_ipv4() && !addr.is_ipv6()) {
-    return Unexpected(Error{errno_code(EAFNOSUPPORT), "bind",
-                            addr.to_string(), "not an IPv4 or IPv6 address"});
+    return Unexpected(Error{errno_code(EAFNOSUPPORT), "bind", addr.to_string(),
+                            "not an IPv4 or IPv6 address"});
   }
   auto fd = bind_listen(addr, SOCK_STREAM, opts.backlog, &opts);
   if (!fd) return Unexpected(fd.error());
@@ -198,8 +198,8 @@ Task<Result<TcpStream>> TcpListener::accept_one(std::stop_token st) {
 
 Result<UdpSocket> UdpSocket::bind(const SocketAddress& addr) {
   if (!addr.is_ipv4() && !addr.is_ipv6()) {
-    return Unexpected(Error{errno_code(EAFNOSUPPORT), "bind",
-                            addr.to_string(), "not an IPv4 or IPv6 address"});
+    return Unexpected(Error{errno_code(EAFNOSUPPORT), "bind", addr.to_string(),
+                            "not an IPv4 or IPv6 address"});
   }
   auto fd = bind_listen(addr, SOCK_DGRAM, 0, nullptr);
   if (!fd) return Unexpected(fd.error());

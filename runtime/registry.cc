@@ -85,8 +85,7 @@ Result<void> Reactor::unregister_buffer(unsigned slot) {
   return {};
 }
 
-Result<uint16_t> Reactor::register_buf_ring(void* ring_addr,
-                                            unsigned entries) {
+Result<uint16_t> Reactor::register_buf_ring(void* ring_addr, unsigned entries) {
   uint16_t group;
   if (!free_buf_groups_.empty()) {
     group = free_buf_groups_.back();

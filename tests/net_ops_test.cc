@@ -310,7 +310,8 @@ TEST_P(NetOpsTest, ConnectToNobodyListeningIsRefused) {
 
 TEST(NetOpsErrorTest, ConnectToAMissingUnixPathIsENOENT) {
   Runtime rt(RuntimeOptions{.shards = 1});
-  const std::string path = test::socket_temp_dir() + "net_ops_test_no_such_socket_" +
+  const std::string path = test::socket_temp_dir() +
+                           "net_ops_test_no_such_socket_" +
                            std::to_string(::getpid());
   auto addr = SocketAddress::unix_path(path);
   ASSERT_TRUE(addr) << addr.error().message();

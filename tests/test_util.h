@@ -4,13 +4,12 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <coroutine>
-#include <string>
 #include <exception>
+#include <string>
 #include <thread>
 #include <utility>
 
