@@ -112,6 +112,10 @@ void Reactor::cancel(OpRecordBase* rec) noexcept {
 }
 
 unsigned Reactor::reap() {
+  // CQEs waiting in the kernel's overflow list: a burst did not fit in the
+  // CQ (liburing's peek flushes them; this only counts, for stats).
+  if (io_uring_cq_has_overflow(&ring_)) [[unlikely]]
+    cq_overflow_backlogs_.add();
   unsigned total = 0;
   io_uring_cqe* cqes[64];
   io_uring_cqe copy[64];

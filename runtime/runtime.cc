@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "runtime/blocking_pool.h"
 #include "runtime/shard.h"
+#include "shardio/probe.h"
 
 namespace shardio {
 namespace {
@@ -32,14 +33,19 @@ Runtime::Runtime(RuntimeOptions options) : options_(options) {
   if (options_.shards == 0) {
     options_.shards = cpus.empty() ? 1u : static_cast<unsigned>(cpus.size());
   }
-  if (options_.ring_entries == 0) {
+  // The kernel's IORING_MAX_ENTRIES; it answers EINVAL above it.
+  constexpr unsigned kMaxRingEntries = 32768;
+  if (options_.ring_entries == 0 || options_.ring_entries > kMaxRingEntries) {
     throw std::system_error(
-        std::make_error_code(std::errc::invalid_argument),
-        "shardio::Runtime: RuntimeOptions::ring_entries must be at least 1");
+        SetupError::kInvalidOptions,
+        absl::StrFormat("shardio::Runtime: RuntimeOptions::ring_entries is "
+                        "%d; it must be between 1 and %d (the kernel's "
+                        "IORING_MAX_ENTRIES)",
+                        options_.ring_entries, kMaxRingEntries));
   }
   if (options_.pin_cpus && options_.shards > cpus.size()) {
     throw std::system_error(
-        std::make_error_code(std::errc::invalid_argument),
+        SetupError::kTooManyShards,
         absl::StrFormat("shardio::Runtime: pin_cpus asks for %d shards but "
                         "only %d CPUs are allowed by the affinity mask; use "
                         "fewer shards or turn pinning off",
@@ -72,14 +78,14 @@ Runtime::Runtime(RuntimeOptions options) : options_(options) {
     shards_[i]->connect(peers, std::move(out), std::move(in), blocking_.get());
   }
   for (unsigned i = 0; i < options_.shards; ++i) {
-    std::string err = shards_[i]->start();
-    if (!err.empty()) {
+    std::optional<detail::SetupDiagnosis> err = shards_[i]->start();
+    if (err) {
       stop();
       throw std::system_error(
-          std::make_error_code(std::errc::not_supported),
+          err->error,
           absl::StrFormat("shardio::Runtime: shard %d could not create its "
                           "io_uring: %s",
-                          i, err));
+                          i, err->message));
     }
   }
 }

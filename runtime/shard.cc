@@ -10,55 +10,25 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 
 #include "absl/strings/str_format.h"
+#include "shardio/probe.h"
 
 namespace shardio::detail {
 namespace {
 
-std::string read_first_line(const char* path) {
-  std::ifstream in(path);
-  std::string line;
-  if (in) std::getline(in, line);
-  return line;
-}
-
-// What to tell a user whose io_uring_queue_init failed with -err.
-std::string describe_setup_error(int err, unsigned entries) {
-  const std::string disabled =
-      read_first_line("/proc/sys/kernel/io_uring_disabled");
-  switch (err) {
-    case ENOSYS:
-      return "io_uring_setup is not available (ENOSYS): the kernel was built "
-             "without io_uring or a seccomp profile (e.g. a container's "
-             "default) blocks it; run on Linux >= 5.19 without that filter";
-    case EPERM:
-      if (!disabled.empty() && disabled != "0") {
-        return absl::StrFormat(
-            "io_uring is disabled: /proc/sys/kernel/io_uring_disabled is %s; "
-            "set it to 0 (or 1 and add this user to "
-            "kernel.io_uring_group)",
-            disabled);
-      }
-      return "io_uring_setup was refused (EPERM), most likely by a seccomp "
-             "profile or security module; allow io_uring_setup, "
-             "io_uring_enter and io_uring_register";
-    case ENOMEM:
-      return absl::StrFormat(
-          "not enough memory for a ring of %d entries (ENOMEM); on kernels "
-          "before 5.12 rings count against RLIMIT_MEMLOCK (ulimit -l): raise "
-          "it or lower RuntimeOptions::ring_entries",
-          entries);
-    case EINVAL:
-      return absl::StrFormat(
-          "the kernel rejected the ring parameters (EINVAL, %d entries); "
-          "ring_entries must be between 1 and 32768",
-          entries);
-    default:
-      return absl::StrFormat("io_uring_queue_init failed: %s",
-                             std::strerror(err));
-  }
+// Why this shard's ring could not be used, from the shard's own thread (a
+// seccomp filter can be per thread). `err` is io_uring_setup's errno, or 0
+// for a ring that lacks opcodes (`missing`).
+SetupDiagnosis diagnose(int err, const RuntimeOptions& options,
+                        std::vector<std::string> missing = {},
+                        int probe_errno = 0) {
+  SystemFacts facts = gather_system_facts();
+  facts.ring_entries = options.ring_entries;
+  facts.sqpoll = options.sqpoll;
+  facts.missing_opcodes = std::move(missing);
+  facts.opcode_probe_errno = probe_errno;
+  return diagnose_setup_failure(err, facts);
 }
 
 }  // namespace
@@ -71,6 +41,11 @@ Shard::Shard(unsigned id, unsigned count, const RuntimeOptions& options,
   max_fixed_files_ = options.max_fixed_files;
   max_fixed_buffers_ = options.max_fixed_buffers;
   event_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (event_fd_ < 0) event_errno_ = errno;
+  if (options.latency_histograms) {
+    latency_stats_ = std::make_unique<LatencyStats>();
+    latency_ = latency_stats_.get();
+  }
 }
 
 Shard::~Shard() {
@@ -79,13 +54,15 @@ Shard::~Shard() {
   if (event_fd_ >= 0) ::close(event_fd_);
 }
 
-std::string Shard::start() {
+std::optional<SetupDiagnosis> Shard::start() {
   if (event_fd_ < 0) {
-    return absl::StrFormat("eventfd failed: %s", std::strerror(errno));
+    return SetupDiagnosis{
+        SetupError::kOther,
+        absl::StrFormat("eventfd failed: %s", std::strerror(event_errno_))};
   }
   thread_ = std::thread([this] { thread_main(); });
   started_.wait();
-  return start_error_;
+  return std::move(start_error_);
 }
 
 void Shard::request_stop() {
@@ -243,50 +220,45 @@ void Shard::enqueue(absl::AnyInvocable<void()> fn) {
   }
 }
 
-std::string Shard::setup_ring() {
-  unsigned candidates[6];
-  int n = 0;
-  if (options_.sqpoll) {
-    candidates[n++] = IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER |
-                      IORING_SETUP_SUBMIT_ALL;
-    candidates[n++] = IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL;
-    candidates[n++] = IORING_SETUP_SQPOLL;
-  } else {
-    candidates[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-                      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-    candidates[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
-                      IORING_SETUP_SUBMIT_ALL;
-    candidates[n++] = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-    candidates[n++] = IORING_SETUP_COOP_TASKRUN;
-    candidates[n++] = 0;
-  }
+std::optional<SetupDiagnosis> Shard::setup_ring() {
+  const std::vector<unsigned> candidates =
+      setup_flag_candidates(options_.sqpoll);
   int err = 0;
-  for (int i = 0; i < n; ++i) {
+  for (unsigned flags : candidates) {
     io_uring_params p{};
-    p.flags = candidates[i];
+    p.flags = flags;
     if (p.flags & IORING_SETUP_SQPOLL) {
       p.sq_thread_idle = options_.sqpoll_idle_ms;
     }
     const int ret =
         io_uring_queue_init_params(options_.ring_entries, &ring_, &p);
     if (ret == 0) {
-      setup_flags_ = candidates[i];
+      setup_flags_ = flags;
       ring_ready_ = true;
       cqe_skip_ = (p.features & IORING_FEAT_CQE_SKIP) != 0;
-      if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
-        for (int op = 0; op <= probe->last_op && op < 256; ++op) {
-          if (io_uring_opcode_supported(probe, op)) supported_ops_.set(op);
-        }
-        io_uring_free_probe(probe);
-      }
-      return {};
+      break;
     }
     err = -ret;
     // Only EINVAL means "this kernel lacks a flag"; anything else will not
     // get better with fewer flags.
     if (err != EINVAL) break;
   }
-  return describe_setup_error(err, options_.ring_entries);
+  if (!ring_ready_) return diagnose(err, options_);
+
+  // The ring works; does the kernel have the opcodes the loop submits?
+  const int perr = probe_opcodes(ring_, supported_ops_);
+  std::vector<std::string> missing;
+  for (uint8_t op : required_opcodes(shard_count_)) {
+    if (perr < 0 || !supported_ops_.test(op)) {
+      missing.push_back(opcode_name(op));
+    }
+  }
+  if (missing.empty()) return std::nullopt;
+  io_uring_queue_exit(&ring_);
+  ring_ready_ = false;
+  setup_flags_ = 0;
+  supported_ops_.reset();
+  return diagnose(0, options_, std::move(missing), perr < 0 ? -perr : 0);
 }
 
 void Shard::thread_main() {
@@ -305,18 +277,27 @@ void Shard::thread_main() {
 
   tls_current_ = this;
   arm_wake();
+  // With latency histograms: a turn's busy time runs from the return of
+  // wait_for_events() to its next call (see stats.h).
+  uint64_t turn_start = latency_ != nullptr ? monotonic_ns() : 0;
   while (!stopping_) {
     counters_.loop_turns.add();
     drain_messages();
     flush_outbox();
     run_ready();
     if (stopping_) break;
+    if (latency_ != nullptr) [[unlikely]]
+      latency_->loop_turn_ns.record(monotonic_ns() - turn_start);
     wait_for_events();
+    if (latency_ != nullptr) [[unlikely]]
+      turn_start = monotonic_ns();
     reap();
     if (interceptor_ != nullptr) [[unlikely]]
       interceptor_->on_turn(*this);
   }
   shutdown();
+  final_stats_ = stats();
+  exited_.notify();
   tls_current_ = nullptr;
 }
 

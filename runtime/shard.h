@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "shardio/detail/event.h"
 #include "shardio/detail/reactor.h"
 #include "shardio/detail/spsc_queue.h"
+#include "shardio/probe.h"
 #include "shardio/runtime.h"
 
 namespace shardio::detail {
@@ -32,9 +34,9 @@ class Shard final : public Reactor {
   Shard(unsigned id, unsigned count, const RuntimeOptions& options, int cpu);
   ~Shard();
 
-  // Starts the thread and waits until its ring exists. Returns an empty
-  // string on success, else what went wrong.
-  std::string start();
+  // Starts the thread and waits until its ring exists. Returns nothing on
+  // success, else why it could not (shardio.setup code and message).
+  std::optional<SetupDiagnosis> start();
   // Asks the loop to shut down; callable from any thread.
   void request_stop();
   void join();
@@ -53,9 +55,16 @@ class Shard final : public Reactor {
   bool try_send_message(unsigned dst, Message& m);
   void queue_message(unsigned dst, Message m, std::coroutine_handle<> resume);
 
+  // A snapshot of this shard (stats.cc); on the shard thread, or after it
+  // has ended.
+  ShardStats stats() const;
+  // The snapshot the thread took as it left its loop; waits for it. Any
+  // thread.
+  ShardStats final_stats();
+
  private:
   void thread_main();
-  std::string setup_ring();
+  std::optional<SetupDiagnosis> setup_ring();
   void arm_wake();
   void drain_inbox();
   void drain_messages();
@@ -70,6 +79,7 @@ class Shard final : public Reactor {
   RuntimeOptions options_;
   int cpu_;
   int event_fd_ = -1;
+  int event_errno_ = 0;  // eventfd's errno when it failed
   uint64_t wake_buf_ = 0;
   bool wake_armed_ = false;
   bool stopping_ = false;
@@ -79,7 +89,7 @@ class Shard final : public Reactor {
 
   std::thread thread_;
   Event started_;
-  std::string start_error_;
+  std::optional<SetupDiagnosis> start_error_;
 
   // Set (seq_cst) just before the loop blocks in io_uring_enter; a sender
   // that sees it takes it back (exchange) and rings the doorbell.
@@ -105,6 +115,12 @@ class Shard final : public Reactor {
   std::mutex inbox_mu_;  // std::mutex: visible to ThreadSanitizer
   std::vector<absl::AnyInvocable<void()>> inbox_;
   bool inbox_closed_ = false;  // guarded by inbox_mu_
+
+  // Reactor::latency_ points here when RuntimeOptions::latency_histograms.
+  std::unique_ptr<LatencyStats> latency_stats_;
+  // Written by the thread after shutdown(), then `exited_` is notified.
+  ShardStats final_stats_;
+  Event exited_;
 };
 
 }  // namespace shardio::detail

@@ -39,6 +39,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/stat.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -241,6 +242,19 @@ struct RangeIo {
   uint64_t offset;
 };
 
+// A one-shot poll: read_exact_at/write_all_at wait with it before trying
+// again after EAGAIN (a non-blocking pipe or socket).
+struct PollFd {
+  static constexpr uint8_t kOpcode = IORING_OP_POLL_ADD;
+  void prepare(io_uring_sqe& sqe) noexcept {
+    io_uring_prep_poll_add(&sqe, fd.value, events);
+    fd.apply(sqe);
+  }
+  void complete(const io_uring_cqe&) noexcept {}
+  Fd fd;
+  unsigned events;
+};
+
 inline uint64_t advance(uint64_t offset, std::size_t n) noexcept {
   return offset == kCurrentPosition ? offset : offset + n;
 }
@@ -309,15 +323,16 @@ class File {
         WriteFixed<H>(io_fd(), std::move(buf), offset), &path_, "write");
   }
 
-  // Reads until `buf` is full, looping over short reads. On success res is
+  // Reads until `buf` is full, looping over short reads (and trying again
+  // after EINTR and EAGAIN). On success res is
   // size(buf). If the file ends first, res is the error ENODATA ("unexpected
   // end of file") and the bytes read so far are in the buffer; on any other
   // error res is that error. The count of bytes read before an error is not
   // reported.
   template <OwnedBuffer B>
   Task<IoResult<B>> read_exact_at(B buf, uint64_t offset);
-  // Writes all of `buf`, looping over short writes. A write that makes no
-  // progress fails with EIO.
+  // Writes all of `buf`, looping over short writes (and trying again after
+  // EINTR and EAGAIN). A write that makes no progress fails with EIO.
   template <OwnedBuffer B>
   Task<IoResult<B>> write_all_at(B buf, uint64_t offset);
 
@@ -399,6 +414,13 @@ Task<IoResult<B>> File::read_exact_at(B buf, uint64_t offset) {
     shardio::IoResult<B> r = co_await shardio::submit(std::move(op));
     held.emplace(std::move(r.buf));
     if (!r.res.has_value()) {
+      // EINTR, EAGAIN: nothing was read; try again (EAGAIN once readable).
+      if (r.res.error() == std::errc::interrupted) continue;
+      if (r.res.error() == std::errc::resource_unavailable_try_again) {
+        internal::PollFd poll{io_fd(), POLLIN};
+        co_await shardio::submit(std::move(poll));
+        continue;
+      }
       co_return IoResult<B>{error(r.res.error(), "read"), std::move(*held)};
     }
     if (*r.res == 0) {
@@ -422,6 +444,14 @@ Task<IoResult<B>> File::write_all_at(B buf, uint64_t offset) {
     shardio::IoResult<B> r = co_await shardio::submit(std::move(op));
     held.emplace(std::move(r.buf));
     if (!r.res.has_value()) {
+      // EINTR, EAGAIN: nothing was written; try again (EAGAIN once
+      // writable).
+      if (r.res.error() == std::errc::interrupted) continue;
+      if (r.res.error() == std::errc::resource_unavailable_try_again) {
+        internal::PollFd poll{io_fd(), POLLOUT};
+        co_await shardio::submit(std::move(poll));
+        continue;
+      }
       co_return IoResult<B>{error(r.res.error(), "write"), std::move(*held)};
     }
     if (*r.res == 0) {

@@ -32,6 +32,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -39,6 +40,7 @@
 #include <cstdint>
 #include <stop_token>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include "shardio/buffer.h"
@@ -109,7 +111,8 @@ class StreamSocket : public SocketBase {
     auto r = co_await submit(std::move(op));
     co_return IoResult<B>{wrap(r.res, "send"), std::move(r.buf)};
   }
-  // Sends all of `buf`, continuing after short sends.
+  // Sends all of `buf`, continuing after short sends, and trying again
+  // after EINTR and EAGAIN (once the socket is writable).
   template <OwnedBuffer B>
   Task<IoResult<B>> send_all(B buf) {
     std::size_t done = 0;
@@ -118,7 +121,10 @@ class StreamSocket : public SocketBase {
       SendAt<B> op{fd(), std::move(buf), done};
       auto r = co_await submit(std::move(op));
       buf = std::move(r.buf);
-      if (!r.res) co_return IoResult<B>{wrap(r.res, "send"), std::move(buf)};
+      if (!r.res) {
+        if (co_await retry_after(r.res.error(), POLLOUT)) continue;
+        co_return IoResult<B>{wrap(r.res, "send"), std::move(buf)};
+      }
       done += *r.res;
     }
     co_return IoResult<B>{done, std::move(buf)};
@@ -130,8 +136,8 @@ class StreamSocket : public SocketBase {
     auto r = co_await submit(std::move(op), std::move(st));
     co_return IoResult<B>{wrap(r.res, "recv"), std::move(r.buf)};
   }
-  // Receives until `buf` is full; a peer shutdown first is an error
-  // (ENODATA, "unexpected end of stream").
+  // Receives until `buf` is full (trying again after EINTR and EAGAIN); a
+  // peer shutdown first is an error (ENODATA, "unexpected end of stream").
   template <OwnedBuffer B>
   Task<IoResult<B>> recv_exact(B buf) {
     std::size_t done = 0;
@@ -140,7 +146,10 @@ class StreamSocket : public SocketBase {
       RecvAt<B> op{fd(), std::move(buf), done};
       auto r = co_await submit(std::move(op));
       buf = std::move(r.buf);
-      if (!r.res) co_return IoResult<B>{wrap(r.res, "recv"), std::move(buf)};
+      if (!r.res) {
+        if (co_await retry_after(r.res.error(), POLLIN)) continue;
+        co_return IoResult<B>{wrap(r.res, "recv"), std::move(buf)};
+      }
       if (*r.res == 0) {
         co_return IoResult<B>{
             Unexpected(Error{errno_code(ENODATA), "recv", peer_name(),
@@ -170,6 +179,16 @@ class StreamSocket : public SocketBase {
   Task<Result<void>> shutdown(int how = SHUT_WR);
 
  private:
+  // Whether send_all/recv_exact go on after `ec`: EINTR at once, EAGAIN
+  // once the socket is ready for `events` (nothing moved in either case).
+  Task<bool> retry_after(std::error_code ec, unsigned events) {
+    if (ec == std::errc::interrupted) co_return true;
+    if (ec != std::errc::resource_unavailable_try_again) co_return false;
+    PollAdd poll(fd(), events);
+    (void)co_await submit(std::move(poll));  // on error, the retry tells
+    co_return true;
+  }
+
   // Send/recv from an offset into an owned buffer (send_all, recv_exact).
   template <class B>
   struct SendAt {
@@ -194,7 +213,8 @@ class StreamSocket : public SocketBase {
     std::size_t offset;
     void prepare(io_uring_sqe& sqe) noexcept {
       auto* p = reinterpret_cast<char*>(std::data(buf)) + offset;
-      io_uring_prep_recv(&sqe, fd.value, p, io_len(std::size(buf) - offset), 0);
+      io_uring_prep_recv(&sqe, fd.value, p, io_len(std::size(buf) - offset),
+                         0);
     }
     shardio::IoResult<B> complete(const io_uring_cqe& cqe) {
       return {result_from_res(cqe.res), std::move(buf)};

@@ -36,6 +36,7 @@
 #include "shardio/detail/event.h"
 #include "shardio/detail/frame_alloc.h"
 #include "shardio/detail/reactor.h"
+#include "shardio/stats.h"
 #include "shardio/task.h"
 
 namespace shardio {
@@ -62,6 +63,10 @@ struct RuntimeOptions {
   // (created on first registration).
   unsigned max_fixed_files = 4096;
   unsigned max_fixed_buffers = 1024;
+  // Keep per-shard latency histograms (loop-turn busy time and op latency;
+  // see stats.h). Costs two clock reads per op and per loop turn; off, the
+  // histograms stay empty.
+  bool latency_histograms = false;
 };
 
 namespace detail {
@@ -305,6 +310,12 @@ class Runtime {
   ShardCounters counters(unsigned shard) const;
   // The IORING_SETUP_* flags shard `shard`'s ring was created with.
   unsigned setup_flags(unsigned shard) const;
+  // A snapshot of every shard (see stats.h), each taken on its shard: blocks
+  // until every shard has run a turn. Not from a shard thread (throws
+  // std::logic_error; use this_shard::stats() there). After stop(), or for
+  // a shard that stopped meanwhile, the shard's values as it left its loop
+  // (nothing in flight, queues empty, its final histograms).
+  RuntimeStats stats() const;
   const RuntimeOptions& options() const noexcept { return options_; }
 
  private:

@@ -108,20 +108,29 @@ struct alignas(64) OpRecordBase {
   uint8_t opcode = 0;      // of the SQE last prepared (stats, fault rules)
   bool multishot = false;  // a MultishotRecord
   uint8_t fault = 0;       // what an attached CqeInterceptor marked here
+  uint64_t submit_ns = 0;  // start()'s time, with latency histograms on
 };
 
 class Reactor;
 
 // Sees every CQE of a record before the record does, and may rewrite it or
-// hold it back (testing::FaultInjector implements it). Attached per shard;
+// hold it back; sees every record's SQE before the kernel does, and may
+// rewrite it (testing::FaultInjector implements it). Attached per shard;
 // all calls come on that shard's thread. With none attached the runtime
-// pays one pointer test per CQE and per SQE.
+// pays one pointer test per CQE, per SQE and per started record.
 class CqeInterceptor {
  public:
   virtual ~CqeInterceptor() = default;
   // May change `cqe`; returns false to keep it (the interceptor hands it
   // back later with Reactor::deliver).
   virtual bool on_cqe(Reactor& r, OpRecordBase& rec, io_uring_cqe& cqe) = 0;
+  // Sees a record's SQE after prepare() (and chain()'s link flags), before
+  // the kernel does; may rewrite it (from Reactor::start and restart).
+  virtual void on_sqe(Reactor& r, OpRecordBase& rec, io_uring_sqe& sqe) {
+    (void)r;
+    (void)rec;
+    (void)sqe;
+  }
   // Whether get_sqe() should behave as if the SQ were full this time.
   virtual bool force_sq_full() = 0;
   // Once per loop turn: deliver what was held back and is due.
@@ -172,6 +181,11 @@ using CompleteResult =
 
 // Whether the calling shard's kernel has `opcode` (see Reactor).
 bool opcode_supported_here(uint8_t opcode) noexcept;
+
+// A shard's latency histograms (shardio/stats.h) and the clock they use
+// (CLOCK_MONOTONIC in nanoseconds).
+struct LatencyStats;
+uint64_t monotonic_ns() noexcept;
 
 // Resumes `rec`'s waiter (when it is the last one it waits for) before the
 // record's final CQE, and detaches the waiter from the record.
@@ -398,6 +412,10 @@ class Reactor {
     rec->opcode = sqe->opcode;
     ++in_flight_by_opcode_[sqe->opcode];
     in_flight_.add();
+    if (latency_ != nullptr) [[unlikely]]
+      rec->submit_ns = monotonic_ns();
+    if (interceptor_ != nullptr) [[unlikely]]
+      interceptor_->on_sqe(*this, *rec, *sqe);
   }
 
   // Destroys a record whose final CQE has been consumed (or that was never
@@ -465,6 +483,8 @@ class Reactor {
     rec->state = RecordState::kDone;
     --in_flight_by_opcode_[rec->opcode];
     in_flight_.sub();
+    if (latency_ != nullptr) [[unlikely]]
+      note_op_latency(rec);
     if (rec->orphaned) {
       release(rec);
       return;
@@ -475,8 +495,7 @@ class Reactor {
 
   // Queues the SQE of a record that is in flight or parked again (a
   // multishot op re-armed after the kernel ended it early).
-  void restart(OpRecordBase* rec,
-               void (*prepare)(OpRecordBase*, io_uring_sqe&)) {
+  void restart(OpRecordBase* rec, void (*prepare)(OpRecordBase*, io_uring_sqe&)) {
     io_uring_sqe* sqe = get_sqe();
     prepare(rec, *sqe);
     io_uring_sqe_set_data(sqe, rec);
@@ -486,6 +505,8 @@ class Reactor {
       ++in_flight_by_opcode_[sqe->opcode];
       in_flight_.add();
     }
+    if (interceptor_ != nullptr) [[unlikely]]
+      interceptor_->on_sqe(*this, *rec, *sqe);
     counters_.multishot_rearms.add();
   }
   // A multishot record leaves the kernel without ending (see kParked).
@@ -494,6 +515,10 @@ class Reactor {
     --in_flight_by_opcode_[rec->opcode];
     in_flight_.sub();
   }
+
+  // A multishot op that the kernel ended with -ENOBUFS is re-armed or
+  // parked until a buffer comes back (stats.h: enobufs_rearms).
+  void note_enobufs_rearm() noexcept { enobufs_rearms_.add(); }
 
   // Attaches (or, with null, detaches) a CQE interceptor; on this shard.
   void set_interceptor(CqeInterceptor* i) noexcept { interceptor_ = i; }
@@ -584,6 +609,8 @@ class Reactor {
   // enter.
   void submit_and_get_events();
   void handle_reserved(const io_uring_cqe& cqe);
+  // Records a single-shot op's submit-to-final-CQE time (stats.cc).
+  void note_op_latency(const OpRecordBase* rec) noexcept;
 
   static inline thread_local Reactor* tls_current_ = nullptr;
 
@@ -592,6 +619,9 @@ class Reactor {
   RecordPool pool_;
   Counters counters_;
   Counter in_flight_;
+  Counter enobufs_rearms_;           // see ShardStats (stats.h)
+  Counter cq_overflow_backlogs_;     // reaps that saw IORING_SQ_CQ_OVERFLOW
+  LatencyStats* latency_ = nullptr;  // null unless latency_histograms
   RootNode roots_;
   std::bitset<256> supported_ops_;
   CqeInterceptor* interceptor_ = nullptr;
