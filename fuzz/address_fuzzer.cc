@@ -47,16 +47,6 @@ using shardio::net::SocketAddress;
     }                                                                      \
   } while (0)
 
-// SHARDIO_FUZZ_SKIP_KNOWN=1 steers around findings that are reported and
-// not fixed yet, so that a run can look for others.
-bool skip_known() {
-  static const bool skip = [] {
-    const char* v = std::getenv("SHARDIO_FUZZ_SKIP_KNOWN");
-    return v != nullptr && *v != '\0' && *v != '0';
-  }();
-  return skip;
-}
-
 // The input, printable, for messages.
 std::string show(std::string_view s) {
   std::string out;
@@ -130,7 +120,7 @@ void fuzz_parse(std::string_view text) {
     check_error(a.error(), text, /*may_be_too_long=*/true);
     return;
   }
-  FUZZ_CHECK(skip_known() || text.find('\0') == std::string_view::npos,
+  FUZZ_CHECK(text.find('\0') == std::string_view::npos,
              "\"%s\" contains a NUL but parses (as \"%s\")", show(text).c_str(),
              show(a->to_string()).c_str());
   check_shape(*a, text);
@@ -180,7 +170,7 @@ void fuzz_host_port(std::string_view rest) {
     return;
   }
   FUZZ_CHECK(port >= 0 && port <= 65535, "port %d accepted", port);
-  FUZZ_CHECK(skip_known() || host.find('\0') == std::string_view::npos,
+  FUZZ_CHECK(host.find('\0') == std::string_view::npos,
              "host \"%s\" contains a NUL but is accepted (as \"%s\")",
              show(host).c_str(), show(a->to_string()).c_str());
   FUZZ_CHECK(a->is_ipv4() || a->is_ipv6(), "from_host_port made family %d",
@@ -198,9 +188,6 @@ void fuzz_raw(std::string_view rest) {
   const std::size_t n = std::min(rest.size() - 1, sizeof(ss));
   std::memcpy(&ss, rest.data() + 1, n);
   const SocketAddress a(reinterpret_cast<const sockaddr*>(&ss), len);
-  if (skip_known() && a.is_unix() && a.size() < offsetof(sockaddr_un, sun_path)) {
-    return;  // known: to_string() underflows (see fuzz/README.md)
-  }
   FUZZ_CHECK(a.size() <= SocketAddress::capacity(), "size %u", a.size());
   const std::string text = a.to_string();
   FUZZ_CHECK(!text.empty(), "empty to_string() of a raw address");

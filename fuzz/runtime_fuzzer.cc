@@ -914,29 +914,8 @@ struct Slot {
 
 std::stop_source* new_source() { return &g.sources.emplace_back(); }
 
-// SHARDIO_FUZZ_SKIP_KNOWN=1 steers around findings that are reported and not
-// fixed yet, so that a run can look for others: here, an eager frame is
-// never destroyed before it is done (its stop is requested instead, and the
-// frame is destroyed once it has finished), because destroying a coroutine
-// whose wake-up is already queued is a use-after-free (see fuzz/README.md).
-bool skip_known() {
-  static const bool skip = [] {
-    const char* v = std::getenv("SHARDIO_FUZZ_SKIP_KNOWN");
-    return v != nullptr && *v != '\0' && *v != '0';
-  }();
-  return skip;
-}
-
-// Destroys an eager frame now, or, in skip-known mode, stops it and parks it
-// in `graveyard` until it is done.
-void drop_eager(Slot& slot, std::vector<Eager>& graveyard) {
-  if (skip_known() && !slot.eager.done()) {
-    if (slot.eager_src != nullptr) slot.eager_src->request_stop();
-    graveyard.push_back(std::move(slot.eager));
-    return;
-  }
-  slot.eager.destroy();
-}
+// Destroys an eager frame now, mid-op or not.
+void drop_eager(Slot& slot) { slot.eager.destroy(); }
 
 Task<uint64_t> shard1_in_flight() {
   auto fn = [] { return this_shard::counters().ops_in_flight; };
@@ -982,7 +961,6 @@ Task<void> run_program(const Program* p, Control* ctl) {
   }
 
   Slot slots[kSlots];
-  std::vector<Eager> graveyard;
   bool stopping_runtime = false;
   for (const Step& st : p->steps) {
     Slot& slot = slots[(st.op >> 4) % kSlots];
@@ -1006,7 +984,7 @@ Task<void> run_program(const Program* p, Control* ctl) {
         break;
       }
       case kEagerStart:
-        drop_eager(slot, graveyard);  // the old one, mid-op or not
+        drop_eager(slot);  // the old one, mid-op or not
         slot.eager_src = new_source();
         slot.eager = eager_body(spec, slot.eager_src->get_token());
         break;
@@ -1039,7 +1017,7 @@ Task<void> run_program(const Program* p, Control* ctl) {
         slot.handle.reset();
         break;
       case kDrop:
-        drop_eager(slot, graveyard);
+        drop_eager(slot);
         break;
       case kStop: {
         std::stop_source* src = (st.a & 4) ? slot.eager_src : slot.handle_src;
@@ -1086,21 +1064,7 @@ Task<void> run_program(const Program* p, Control* ctl) {
 
   // Clean up: stop everything, drop the eager frames, join every task.
   for (std::stop_source& s : g.sources) s.request_stop();
-  if (skip_known()) {
-    for (Slot& s : slots) graveyard.push_back(std::move(s.eager));
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    for (;;) {
-      bool all_done = true;
-      for (const Eager& e : graveyard) all_done = all_done && e.done();
-      if (all_done) break;
-      FUZZ_CHECK(std::chrono::steady_clock::now() < until,
-                 "eager frames not done 5 s after their stop");
-      co_await this_shard::yield();
-    }
-    graveyard.clear();
-  }
   for (Slot& s : slots) s.eager.destroy();
-  graveyard.clear();
   for (Slot& s : slots) {
     if (!s.handle.has_value()) continue;
     JoinHandle<void> h = std::move(*s.handle);
@@ -1334,7 +1298,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     g.file.reset();  // off-shard now: close(2)
     // What stop() left: Runtime::stop() promises that suspended tasks and
     // undelivered messages are destroyed by the time it returns.
-    FUZZ_CHECK(skip_known() || g.live_tasks.load() == 0,
+    FUZZ_CHECK(g.live_tasks.load() == 0,
                "%lld task frames or spawn_on closures are still alive after "
                "Runtime::stop() returned (a message stranded in a shard's "
                "queue, destroyed only by ~Runtime)",

@@ -180,6 +180,15 @@ ShardCounters Reactor::counters() const noexcept {
   return c;
 }
 
+void Reactor::unschedule(std::coroutine_handle<> h) noexcept {
+  ready_.unschedule(h);
+  static_cast<Shard*>(this)->forget_resume(h);
+}
+
+void unschedule_frame(std::coroutine_handle<> h) noexcept {
+  if (Reactor* r = Reactor::current()) r->unschedule(h);
+}
+
 void wake_early(OpRecordBase* rec) noexcept {
   Waiter* w = std::exchange(rec->waiter, nullptr);
   if (w != nullptr && --w->remaining == 0) {

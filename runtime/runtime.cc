@@ -133,6 +133,11 @@ void Runtime::stop() {
   if (stopped_.exchange(true)) return;
   for (auto& s : shards_) s->request_stop();
   for (auto& s : shards_) s->join();
+  // A shard that was still running may have pushed messages into the queue
+  // of one that had already shut down; nobody will run them. Destroy them
+  // now (on this thread), so that nothing they own outlives stop().
+  // Destroying one cannot send another: no shard runs any more.
+  for (auto& s : shards_) s->drop_stranded_messages();
   // Blocking jobs still running finish (they cannot be interrupted); their
   // replies find their shard stopped and are dropped with its inbox.
   if (blocking_) blocking_->stop();

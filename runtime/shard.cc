@@ -104,6 +104,24 @@ void Shard::queue_message(unsigned dst, Message m,
   ++outbox_size_;
 }
 
+void Shard::forget_resume(std::coroutine_handle<> h) noexcept {
+  if (outbox_size_ == 0) return;
+  for (auto& box : outbox_) {
+    for (Pending& p : box) {
+      if (p.resume.address() == h.address()) p.resume = {};
+    }
+  }
+}
+
+bool Shard::drop_stranded_messages() {
+  bool any = false;
+  for (MessageQueue* q : incoming_) {
+    if (q == nullptr) continue;
+    while (q->pop()) any = true;
+  }
+  return any;
+}
+
 void Shard::notify(unsigned dst) {
   // Pairs with the loop's park protocol (wait_for_events): the queue's tail
   // store and this load are seq_cst, as are the receiver's store to

@@ -54,6 +54,11 @@ class Shard final : public Reactor {
   void on_wake(const io_uring_cqe& cqe);
   bool try_send_message(unsigned dst, Message& m);
   void queue_message(unsigned dst, Message m, std::coroutine_handle<> resume);
+  // Clears `h` as the resumption of outbox entries (Reactor::unschedule).
+  void forget_resume(std::coroutine_handle<> h) noexcept;
+  // After every shard thread has been joined: destroys the messages other
+  // shards pushed into this one's queues after it shut down.
+  bool drop_stranded_messages();
 
   // A snapshot of this shard (stats.cc); on the shard thread, or after it
   // has ended.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (Clang, ASan+UBSan) in build-fuzz and runs
 # each on a copy of its committed seed corpus (fuzz/corpus/<name>/), so the
-# corpus in the tree is never modified. SHARDIO_FUZZ_SKIP_KNOWN=1 steers the
-# fuzzers around reported, unfixed findings (fuzz/README.md).
+# corpus in the tree is never modified. The seeds include the reproducers of
+# every past finding (fuzz/README.md), so a regression fails at once.
 # Usage: scripts/fuzz.sh [SECONDS]   (total budget, default 60: three
 #                                     quarters runtime_fuzzer, the rest
 #                                     address_fuzzer)

@@ -65,6 +65,7 @@ class [[nodiscard]] BatchAwaiter {
     start_all(r, std::index_sequence_for<Ops...>{});
   }
   value_type await_resume() {
+    waiter_.resumed();
     return take_all(std::index_sequence_for<Ops...>{});
   }
 
@@ -120,6 +121,7 @@ class [[nodiscard]] SpanBatchAwaiter {
     }
   }
   value_type await_resume() {
+    waiter_.resumed();
     value_type out;
     out.reserve(recs_.size());
     for (OpRecord<Op>*& rec : recs_) {

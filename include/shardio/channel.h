@@ -122,7 +122,14 @@ class Sender {
     SendAwaiter(const SendAwaiter&) = delete;
     SendAwaiter& operator=(const SendAwaiter&) = delete;
     ~SendAwaiter() {
-      if (waiting_) st_->tx_handle = {};
+      if (!waiting_) return;
+      // Destroyed while suspended: still registered, or already woken (its
+      // resumption queued on this shard) and not run.
+      if (st_->tx_handle) {
+        st_->tx_handle = {};
+      } else {
+        detail::unschedule_frame(handle_);
+      }
     }
 
     bool await_ready() { return try_once(); }
@@ -130,6 +137,7 @@ class Sender {
       for (;;) {
         st_->tx_reactor = &detail::Reactor::require_current();
         st_->tx_handle = h;
+        handle_ = h;
         waiting_ = true;
         st_->tx_waiting.store(true, std::memory_order_seq_cst);
         if (!st_->q.has_room_seq_cst() &&
@@ -167,6 +175,7 @@ class Sender {
 
     detail::ChannelState<T>* st_;
     T v_;
+    std::coroutine_handle<> handle_;
     bool waiting_ = false;
     bool done_ = false;
     bool sent_ = false;
@@ -210,7 +219,14 @@ class Receiver {
     RecvAwaiter(const RecvAwaiter&) = delete;
     RecvAwaiter& operator=(const RecvAwaiter&) = delete;
     ~RecvAwaiter() {
-      if (waiting_) st_->rx_handle = {};
+      if (!waiting_) return;
+      // Destroyed while suspended: still registered, or already woken (its
+      // resumption queued on this shard) and not run.
+      if (st_->rx_handle) {
+        st_->rx_handle = {};
+      } else {
+        detail::unschedule_frame(handle_);
+      }
     }
 
     bool await_ready() { return try_once(); }
@@ -218,6 +234,7 @@ class Receiver {
       for (;;) {
         st_->rx_reactor = &detail::Reactor::require_current();
         st_->rx_handle = h;
+        handle_ = h;
         waiting_ = true;
         st_->rx_waiting.store(true, std::memory_order_seq_cst);
         if (st_->q.empty_seq_cst() &&
@@ -261,6 +278,7 @@ class Receiver {
 
     detail::ChannelState<T>* st_;
     std::optional<T> value_;
+    std::coroutine_handle<> handle_;
     bool waiting_ = false;
     bool done_ = false;
   };

@@ -141,7 +141,10 @@ class CallAwaiterBase {
   CallAwaiterBase& operator=(const CallAwaiterBase&) = delete;
   ~CallAwaiterBase() {
     if (state_ != nullptr) {
+      // Destroyed while suspended: the reply may have been delivered (the
+      // caller's resumption queued) in this loop turn.
       state_->abandoned = true;
+      unschedule_frame(state_->caller);
       state_->unref();
     }
   }
@@ -220,16 +223,25 @@ class [[nodiscard]] PostAwaiter {
       : reactor_(&Reactor::require_current()),
         shard_(shard),
         msg_(std::move(msg)) {}
+  PostAwaiter(const PostAwaiter&) = delete;
+  PostAwaiter& operator=(const PostAwaiter&) = delete;
+  ~PostAwaiter() {
+    // Destroyed while suspended: the message still goes; the frame must
+    // not be resumed (from the outbox or the ready queue).
+    if (waiting_) unschedule_frame(waiting_);
+  }
   bool await_ready() { return reactor_->try_send(shard_, msg_); }
   void await_suspend(std::coroutine_handle<> h) {
+    waiting_ = h;
     reactor_->send_later(shard_, std::move(msg_), h);
   }
-  void await_resume() const noexcept {}
+  void await_resume() noexcept { waiting_ = {}; }
 
  private:
   Reactor* reactor_;
   unsigned shard_;
   absl::AnyInvocable<void()> msg_;
+  std::coroutine_handle<> waiting_;
 };
 
 }  // namespace detail

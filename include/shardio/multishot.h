@@ -24,9 +24,10 @@
 // next() yields each item in CQE order and std::nullopt once the kernel has
 // ended the op and every item was taken. An early end that on_end() chooses to
 // re-arm goes on transparently (counted in ShardCounters::multishot_rearms):
-// an error CQE (-ENOBUFS) is then not an item; a CQE with a result still is. on_end() may also return kRearmLater and
-// call `rearm()` when the resource it lacked is back (a buffer ring calls it
-// when a buffer is returned), so a dry ring does not spin.
+// an error CQE (-ENOBUFS) is then not an item; a CQE with a result still is.
+// on_end() may also return kRearmLater and call `rearm()` when the resource it
+// lacked is back (a buffer ring calls it when a buffer is returned), so a dry
+// ring does not spin.
 //
 // cancel() (or a stop request on the token given to submit_multishot) stops
 // the op: the kernel's final -ECANCELED CQE is the last item (a token already
@@ -151,8 +152,7 @@ class Rearm {
       : rec_(rec), generation_(generation) {}
   void operator()() const noexcept {
     if (rec_ == nullptr || rec_->generation != generation_ ||
-        rec_->state != detail::RecordState::kParked ||
-        rec_->cancel_requested) {
+        rec_->state != detail::RecordState::kParked || rec_->cancel_requested) {
       return;
     }
     rec_->reactor->restart(rec_, rec_->prepare_fn);
@@ -176,8 +176,7 @@ struct MultishotRecord final : MultishotRecordBase {
       auto* self = static_cast<MultishotRecord*>(b);
       const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
       MultishotEnd end = MultishotEnd::kFinish;
-      if (!more && self->rearm && !self->orphaned &&
-          !self->cancel_requested) {
+      if (!more && self->rearm && !self->orphaned && !self->cancel_requested) {
         end = self->end_policy(cqe);
       }
       // An early end with an error is swallowed when re-armed; one that
@@ -304,7 +303,14 @@ class [[nodiscard]] MultishotStream {
     NextAwaiter(const NextAwaiter&) = delete;
     NextAwaiter& operator=(const NextAwaiter&) = delete;
     ~NextAwaiter() {
-      if (suspended_ && rec_->consumer == handle_) rec_->consumer = nullptr;
+      if (!suspended_) return;
+      // Destroyed while suspended: still registered, or already woken
+      // (its resumption queued) and not run.
+      if (rec_->consumer == handle_) {
+        rec_->consumer = nullptr;
+      } else {
+        detail::unschedule_frame(handle_);
+      }
     }
     bool await_ready() const noexcept {
       return rec_ == nullptr || !rec_->items.empty() || rec_->ended;
@@ -377,8 +383,9 @@ class [[nodiscard]] MultishotStream {
 
 // Submits a multishot op on the current shard and returns its stream.
 template <MultishotOperation Op>
-[[nodiscard]] MultishotStream<Op> submit_multishot(
-    Op op, MultishotOptions opts = {}, std::stop_token st = {}) {
+[[nodiscard]] MultishotStream<Op> submit_multishot(Op op,
+                                                   MultishotOptions opts = {},
+                                                   std::stop_token st = {}) {
   return MultishotStream<Op>(std::move(op), opts, std::move(st));
 }
 

@@ -103,7 +103,10 @@ class [[nodiscard]] SubmitAwaiter {
     rec_.get()->waiter = &waiter_;
     rec_.reactor()->start(rec_.get());
   }
-  CompleteResult<Op> await_resume() { return rec_.take(); }
+  CompleteResult<Op> await_resume() {
+    waiter_.resumed();
+    return rec_.take();
+  }
 
  private:
   RecordHandle<Op> rec_;
@@ -147,6 +150,7 @@ class [[nodiscard]] StoppableSubmitAwaiter {
   }
   CompleteResult<Op> await_resume() {
     cb_.reset();  // waits for a callback running on another thread
+    waiter_.resumed();
     return rec_.take();
   }
   ~StoppableSubmitAwaiter() { cb_.reset(); }

@@ -504,12 +504,24 @@ Result<void> unregister_buf_ring(uint16_t group);
 ShardRef ref();
 
 // Lets the other ready tasks of this shard run, then continues.
-struct YieldAwaiter {
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) const {
-    detail::Reactor::require_current().schedule(h);
+class [[nodiscard]] YieldAwaiter {
+ public:
+  YieldAwaiter() = default;
+  YieldAwaiter(const YieldAwaiter&) = delete;
+  YieldAwaiter& operator=(const YieldAwaiter&) = delete;
+  ~YieldAwaiter() {
+    // Destroyed while suspended: its resumption is still queued.
+    if (waiting_) detail::unschedule_frame(waiting_);
   }
-  void await_resume() const noexcept {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    detail::Reactor::require_current().schedule(h);
+    waiting_ = h;
+  }
+  void await_resume() noexcept { waiting_ = {}; }
+
+ private:
+  std::coroutine_handle<> waiting_;
 };
 inline YieldAwaiter yield() noexcept { return {}; }
 

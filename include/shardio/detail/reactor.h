@@ -84,11 +84,28 @@ class Counter {
   std::atomic<uint64_t> v_{0};
 };
 
+// A frame suspended in a shardio awaiter is being destroyed: withdraws any
+// resumption of it that the calling shard has queued (its wake-up may be in
+// the ready queue already when its owner drops it in the same loop turn).
+// Off a shard it does nothing. Awaiters call it from their destructors.
+void unschedule_frame(std::coroutine_handle<> h) noexcept;
+
 // Who is waiting on one or more records: the coroutine to resume when
-// `remaining` records have delivered their final CQE.
+// `remaining` records have delivered their final CQE. The awaiter clears
+// `handle` when it resumes; a Waiter destroyed with its wake-up queued and
+// not run (remaining reached 0) takes it back.
 struct Waiter {
   std::coroutine_handle<> handle;
   uint32_t remaining = 0;
+
+  Waiter() = default;
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  ~Waiter() {
+    if (handle && remaining == 0) [[unlikely]]
+      unschedule_frame(handle);
+  }
+  void resumed() noexcept { handle = {}; }
 };
 
 // kParked: a multishot record between an early end and its re-arm; the
@@ -255,6 +272,14 @@ class ReadyQueue {
   }
   std::coroutine_handle<> pop() noexcept { return buf_[head_++ & (cap_ - 1)]; }
   void clear() noexcept { head_ = tail_ = 0; }
+  // Replaces every queued `h` with a no-op coroutine (a frame destroyed
+  // after its wake-up was queued must not be resumed). Linear; rare.
+  void unschedule(std::coroutine_handle<> h) noexcept {
+    for (std::size_t i = head_; i != tail_; ++i) {
+      std::coroutine_handle<>& slot = buf_[i & (cap_ - 1)];
+      if (slot.address() == h.address()) slot = std::noop_coroutine();
+    }
+  }
 
  private:
   void grow();
@@ -495,7 +520,8 @@ class Reactor {
 
   // Queues the SQE of a record that is in flight or parked again (a
   // multishot op re-armed after the kernel ended it early).
-  void restart(OpRecordBase* rec, void (*prepare)(OpRecordBase*, io_uring_sqe&)) {
+  void restart(OpRecordBase* rec,
+               void (*prepare)(OpRecordBase*, io_uring_sqe&)) {
     io_uring_sqe* sqe = get_sqe();
     prepare(rec, *sqe);
     io_uring_sqe_set_data(sqe, rec);
@@ -533,6 +559,9 @@ class Reactor {
 
   // Schedules a coroutine to run on this shard.
   void schedule(std::coroutine_handle<> h) { ready_.push(h); }
+  // Withdraws every pending resumption of `h` (from the ready queue and the
+  // outbox) because its frame is being destroyed; its messages still go.
+  void unschedule(std::coroutine_handle<> h) noexcept;
 
   // Adopts a spawned task's root coroutine until it finishes.
   void link_root(RootNode* n) noexcept {
