@@ -14,6 +14,7 @@
 #include "shardio/net/address.h"
 #include "shardio/operation.h"
 #include "shardio/owned_fd.h"
+#include "shardio/probe.h"
 #include "shardio/ops/cancel.h"
 #include "shardio/ops/file.h"
 #include "shardio/ops/net.h"
