@@ -1,9 +1,12 @@
 // AlignedBuffer, BufferPool and FixedBuffer.
 #include "shardio/buffer.h"
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
+#include <vector>
 
 #include "shardio/buffer_pool.h"
 #include "shardio/runtime.h"
@@ -46,54 +49,86 @@ struct BufferPoolState {
   uint32_t refs = 1;
   uintptr_t shard = this_shard::identity();  // where the slots live
 
-  std::byte* at(unsigned i) noexcept { return memory.data() + i * buffer_size; }
-  void unref() noexcept {
-    if (--refs != 0) return;
+  BufferPoolState() = default;
+  BufferPoolState(const BufferPoolState&) = delete;
+  BufferPoolState& operator=(const BufferPoolState&) = delete;
+  ~BufferPoolState() {
     // Off its shard (a misuse), the slots cannot be released from here: they
     // stay registered until the ring closes. The kernel holds its own
     // references to the pages, so freeing the memory is still safe.
-    if (this_shard::identity() == shard) {
+    if (!slots.empty() && this_shard::identity() == shard) {
       for (unsigned slot : slots) (void)this_shard::unregister_buffer(slot);
     }
-    delete this;
+  }
+
+  std::byte* at(unsigned i) noexcept { return memory.data() + i * buffer_size; }
+  void unref() noexcept {
+    if (--refs == 0) delete this;
   }
 };
 
 }  // namespace detail
 
-std::byte* FixedBuffer::data() const noexcept { return state_->at(index_); }
+// An empty handle (state_ null) has no memory and no slot: its accessors
+// say so with 0, null and kNoSlot instead of following the null state, so
+// that an op given one fails cleanly (see ReadFixed).
+std::byte* FixedBuffer::data() const noexcept {
+  return state_ != nullptr ? state_->at(index_) : nullptr;
+}
 std::size_t FixedBuffer::capacity() const noexcept {
-  return state_->buffer_size;
+  return state_ != nullptr ? state_->buffer_size : 0;
 }
 void FixedBuffer::set_size(std::size_t n) noexcept {
-  len_ = n < state_->buffer_size ? n : state_->buffer_size;
+  const std::size_t cap = capacity();
+  len_ = n < cap ? n : cap;
 }
-unsigned FixedBuffer::slot() const noexcept { return state_->slots[index_]; }
+unsigned FixedBuffer::slot() const noexcept {
+  return state_ != nullptr ? state_->slots[index_] : kNoSlot;
+}
 
 void FixedBuffer::release() noexcept {
   if (state_ == nullptr) return;
   state_->free.push_back(index_);
+  len_ = 0;
   std::exchange(state_, nullptr)->unref();
 }
 
 Result<BufferPool> BufferPool::create(std::size_t count, std::size_t size) {
-  if (count == 0 || size == 0) return errno_code(EINVAL);
-  auto* st = new detail::BufferPoolState();
-  st->buffer_size = (size + 4095) / 4096 * 4096;
-  st->memory = AlignedBuffer(st->buffer_size * count, 4096);
+  // Checked before anything is allocated: a count or size past the kernel's
+  // limits could never be registered. With size at most 1 GiB, rounding it
+  // up to whole pages cannot wrap; the total (at most 2^44 bytes) can only
+  // overflow a 32-bit size_t.
+  if (count == 0 || count > kMaxCount || size == 0 || size > kMaxBufferSize) {
+    return errno_code(EINVAL);
+  }
+  constexpr std::size_t kPage = 4096;
+  const std::size_t buffer_size = (size + kPage - 1) / kPage * kPage;
+  std::size_t total = 0;
+  if (__builtin_mul_overflow(buffer_size, count, &total)) {
+    return errno_code(EINVAL);
+  }
+  // Owned here until the BufferPool takes it: a throw on the way (off a
+  // shard, register_buffer throws std::logic_error) frees it, and its
+  // destructor unregisters what was registered.
+  std::unique_ptr<detail::BufferPoolState> st;
+  try {
+    st = std::make_unique<detail::BufferPoolState>();
+    st->buffer_size = buffer_size;
+    st->memory = AlignedBuffer(total, kPage);
+    st->slots.reserve(count);
+    st->free.reserve(count);
+  } catch (const std::bad_alloc&) {
+    return errno_code(ENOMEM);
+  }
   for (unsigned i = 0; i < count; ++i) {
     auto slot = this_shard::register_buffer(st->at(i), st->buffer_size);
-    if (!slot) {
-      const std::error_code ec = slot.error();
-      st->unref();  // unregisters what was registered
-      return ec;
-    }
-    st->slots.push_back(*slot);
+    if (!slot) return slot.error();  // ~BufferPoolState unregisters the rest
+    st->slots.push_back(*slot);      // reserved: does not throw
   }
   for (unsigned i = static_cast<unsigned>(count); i-- > 0;) {
     st->free.push_back(i);
   }
-  return BufferPool(st);
+  return BufferPool(st.release());
 }
 
 BufferPool& BufferPool::operator=(BufferPool&& o) noexcept {
@@ -109,6 +144,7 @@ BufferPool::~BufferPool() {
 }
 
 Result<FixedBuffer> BufferPool::acquire() {
+  if (state_ == nullptr) return errno_code(EINVAL);  // moved from
   if (state_->free.empty()) return errno_code(ENOBUFS);
   const unsigned i = state_->free.back();
   state_->free.pop_back();
@@ -117,10 +153,10 @@ Result<FixedBuffer> BufferPool::acquire() {
 }
 
 std::size_t BufferPool::available() const noexcept {
-  return state_->free.size();
+  return state_ != nullptr ? state_->free.size() : 0;
 }
 std::size_t BufferPool::buffer_size() const noexcept {
-  return state_->buffer_size;
+  return state_ != nullptr ? state_->buffer_size : 0;
 }
 
 }  // namespace shardio

@@ -163,17 +163,24 @@ BufferRing::~BufferRing() {
   if (st_ != nullptr) st_->unref();
 }
 
-uint16_t BufferRing::group() const noexcept { return st_->group; }
-unsigned BufferRing::count() const noexcept { return st_->count; }
+// An empty ring (default-constructed or moved from) has no state: its
+// accessors say 0 (and kNoGroup), it hands out no buffers and it calls no
+// one back.
+uint16_t BufferRing::group() const noexcept {
+  return st_ != nullptr ? st_->group : kNoGroup;
+}
+unsigned BufferRing::count() const noexcept {
+  return st_ != nullptr ? st_->count : 0;
+}
 std::size_t BufferRing::buffer_size() const noexcept {
-  return st_->buffer_size;
+  return st_ != nullptr ? st_->buffer_size : 0;
 }
 unsigned BufferRing::available() const noexcept {
-  return st_->count - st_->held;
+  return st_ != nullptr ? st_->count - st_->held : 0;
 }
 
 ProvidedBuffer BufferRing::take(const io_uring_cqe& cqe) noexcept {
-  if ((cqe.flags & IORING_CQE_F_BUFFER) == 0) return {};
+  if ((cqe.flags & IORING_CQE_F_BUFFER) == 0 || st_ == nullptr) return {};
   const auto id = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
   ++st_->held;
   st_->ref();
@@ -183,6 +190,8 @@ ProvidedBuffer BufferRing::take(const io_uring_cqe& cqe) noexcept {
 }
 
 void BufferRing::notify_when_available(absl::AnyInvocable<void()> fn) {
+  // No buffer ever comes back to an empty ring: `fn` is dropped unrun.
+  if (st_ == nullptr) return;
   st_->waiting.push_back(std::move(fn));
 }
 

@@ -4,6 +4,7 @@
 namespace shardio {
 
 void OpenAt::prepare(io_uring_sqe& sqe) noexcept {
+  if (has_nul(path)) return prep_invalid(sqe, kOpcode);
   io_uring_prep_openat(&sqe, dirfd, path.c_str(), flags | O_CLOEXEC, mode);
 }
 

@@ -54,15 +54,33 @@ Task<void> close_detached(FdCloser fd, int remote_slot, unsigned slot_shard) {
   (void)co_await submit(std::move(op));
 }
 
+// A path with a NUL byte before its end is refused with EINVAL before the
+// kernel sees it: the kernel would read it only up to the NUL, and so act
+// on another file than the one named ("victim\0.bak" is "victim"). The
+// ops refuse such a path too (prep_invalid), but without saying why.
+constexpr const char* kNulInPath = "the path contains a NUL byte";
+constexpr const char* kNulInNewPath = "the new path contains a NUL byte";
+constexpr const char* kNulInTarget = "the target contains a NUL byte";
+
+Error nul_in_path(std::string path, const char* op,
+                  const char* detail = kNulInPath) {
+  return Error{errno_code(EINVAL), std::move(path), op, detail};
+}
+
 Task<Result<Metadata>> statx_path(std::string path, int flags) {
+  if (has_nul(path)) co_return nul_in_path(std::move(path), "statx");
   Statx op(AT_FDCWD, path, flags, STATX_BASIC_STATS);
   auto r = co_await submit(std::move(op));
   if (!r.has_value()) co_return Error{r.error(), std::move(path), "statx"};
   co_return Metadata::from_statx(*r);
 }
 
+// `refused`: why the op is not submitted at all (a kNulIn* detail), or
+// null.
 template <class Op>
-Task<Result<void>> path_op(Op op, const char* what, std::string path) {
+Task<Result<void>> path_op(Op op, const char* what, std::string path,
+                           const char* refused) {
+  if (refused != nullptr) co_return nul_in_path(std::move(path), what, refused);
   auto r = co_await submit(std::move(op));
   if (!r.has_value()) co_return Error{r.error(), std::move(path), what};
   co_return Result<void>();
@@ -102,6 +120,7 @@ struct ReadSlice {
 
 template <class C>
 Task<Result<C>> read_whole(std::string path) {
+  if (has_nul(path)) co_return nul_in_path(std::move(path), "open");
   OpenAt open_op(AT_FDCWD, path, O_RDONLY);
   auto opened = co_await submit(std::move(open_op));
   if (!opened.has_value()) {
@@ -168,13 +187,28 @@ Task<Result<C>> read_whole(std::string path) {
 
 // --- Error ------------------------------------------------------------------
 
-std::string Error::message() const {
+namespace {
+// "OP PATH", with a NUL byte in the path written as \0 (a message is text,
+// and C code would stop reading it at the NUL).
+std::string where(const Error& e) {
   std::string out;
-  if (op != nullptr) {
-    out += op;
-    if (!path.empty()) out += ' ';
+  if (e.op != nullptr) {
+    out += e.op;
+    if (!e.path.empty()) out += ' ';
   }
-  out += path;
+  for (const char c : e.path) {
+    if (c == '\0') {
+      out += "\\0";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::string Error::message() const {
+  std::string out = where(*this);
   if (!out.empty()) out += ": ";
   out += detail != nullptr ? std::string(detail) : code.message();
   return out;
@@ -184,11 +218,7 @@ void throw_result_error(const Error& e) {
   // std::system_error's what() is "WHAT_ARG: code.message()": pass the
   // "OP PATH" part, or the whole message when it has its own detail.
   if (e.detail != nullptr) throw std::system_error(e.code, e.message());
-  std::string where;
-  if (e.op != nullptr) where += e.op;
-  if (e.op != nullptr && !e.path.empty()) where += ' ';
-  where += e.path;
-  throw std::system_error(e.code, where);
+  throw std::system_error(e.code, where(e));
 }
 
 Metadata Metadata::from_statx(const struct statx& stx) noexcept {
@@ -244,6 +274,7 @@ Task<Result<File>> OpenOptions::open(std::string path) const {
 }
 
 Task<Result<File>> open_with_flags(std::string path, int flags, mode_t mode) {
+  if (has_nul(path)) co_return nul_in_path(std::move(path), "open");
   OpenAt op(AT_FDCWD, path, flags, mode);
   auto fd = co_await submit(std::move(op));
   if (!fd.has_value()) co_return Error{fd.error(), std::move(path), "open"};
@@ -403,33 +434,45 @@ Task<Result<std::string>> read_to_string(std::string path) {
 }
 
 Task<Result<void>> remove_file(std::string path) {
+  const char* refused = has_nul(path) ? kNulInPath : nullptr;
   UnlinkAt op(AT_FDCWD, path, 0);
-  return path_op(std::move(op), "remove", std::move(path));
+  return path_op(std::move(op), "remove", std::move(path), refused);
 }
 
 Task<Result<void>> remove_dir(std::string path) {
+  const char* refused = has_nul(path) ? kNulInPath : nullptr;
   UnlinkAt op(AT_FDCWD, path, AT_REMOVEDIR);
-  return path_op(std::move(op), "rmdir", std::move(path));
+  return path_op(std::move(op), "rmdir", std::move(path), refused);
 }
 
 Task<Result<void>> rename(std::string from, std::string to) {
+  const char* refused = has_nul(from) ? kNulInPath
+                        : has_nul(to) ? kNulInNewPath
+                                      : nullptr;
   RenameAt op(AT_FDCWD, from, AT_FDCWD, std::move(to));
-  return path_op(std::move(op), "rename", std::move(from));
+  return path_op(std::move(op), "rename", std::move(from), refused);
 }
 
 Task<Result<void>> create_dir(std::string path, mode_t mode) {
+  const char* refused = has_nul(path) ? kNulInPath : nullptr;
   MkdirAt op(AT_FDCWD, path, mode);
-  return path_op(std::move(op), "mkdir", std::move(path));
+  return path_op(std::move(op), "mkdir", std::move(path), refused);
 }
 
 Task<Result<void>> hard_link(std::string from, std::string to) {
+  const char* refused = has_nul(from) ? kNulInPath
+                        : has_nul(to) ? kNulInNewPath
+                                      : nullptr;
   LinkAt op(AT_FDCWD, from, AT_FDCWD, std::move(to));
-  return path_op(std::move(op), "link", std::move(from));
+  return path_op(std::move(op), "link", std::move(from), refused);
 }
 
 Task<Result<void>> symlink(std::string target, std::string link) {
+  const char* refused = has_nul(link)     ? kNulInPath
+                        : has_nul(target) ? kNulInTarget
+                                          : nullptr;
   SymlinkAt op(std::move(target), AT_FDCWD, link);
-  return path_op(std::move(op), "symlink", std::move(link));
+  return path_op(std::move(op), "symlink", std::move(link), refused);
 }
 
 Task<Result<Metadata>> metadata(std::string path) {

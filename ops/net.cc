@@ -51,6 +51,7 @@ namespace {
 // once a buffer is back; an item the kernel ended on re-arms at once.
 MultishotEnd ring_end_policy(BufferRing& ring, const io_uring_cqe& cqe,
                              Rearm rearm) {
+  if (!ring) return MultishotEnd::kFinish;  // EINVAL: see prepare()
   if (cqe.res == -ENOBUFS) {
     if (ring.available() > 0) return MultishotEnd::kRearmNow;
     ring.notify_when_available(rearm);
@@ -60,7 +61,10 @@ MultishotEnd ring_end_policy(BufferRing& ring, const io_uring_cqe& cqe,
 }
 }  // namespace
 
+// Without a ring there is nothing to select from (and group 0 may be
+// another ring's): the op fails with EINVAL, which ends the stream.
 void RecvMultishot::prepare(io_uring_sqe& sqe) noexcept {
+  if (!ring) return prep_invalid(sqe, kOpcode);
   io_uring_prep_recv_multishot(&sqe, fd.value, nullptr, 0, flags);
   sqe.flags |= IOSQE_BUFFER_SELECT;
   sqe.buf_group = ring.group();
@@ -80,6 +84,7 @@ MultishotEnd RecvMultishot::on_end(const io_uring_cqe& cqe, Rearm rearm) {
 }
 
 void RecvMsgMultishot::prepare(io_uring_sqe& sqe) noexcept {
+  if (!ring) return prep_invalid(sqe, kOpcode);  // as for RecvMultishot
   hdr = msghdr{};
   hdr.msg_namelen = net::SocketAddress::capacity();
   io_uring_prep_recvmsg_multishot(&sqe, fd.value, &hdr,

@@ -1,9 +1,12 @@
 // Out-of-line parts of shardio/ops/path.h.
 #include "shardio/ops/path.h"
 
+#include "shardio/ops/file.h"  // prep_invalid, has_nul
+
 namespace shardio {
 
 void Statx::prepare(io_uring_sqe& sqe) noexcept {
+  if (has_nul(path)) return prep_invalid(sqe, kOpcode);
   io_uring_prep_statx(&sqe, dirfd, path.c_str(), flags, mask, &stx);
 }
 
@@ -13,6 +16,7 @@ Result<struct statx> Statx::complete(const io_uring_cqe& cqe) noexcept {
 }
 
 void UnlinkAt::prepare(io_uring_sqe& sqe) noexcept {
+  if (has_nul(path)) return prep_invalid(sqe, kOpcode);
   io_uring_prep_unlinkat(&sqe, dirfd, path.c_str(), flags);
 }
 
@@ -21,6 +25,7 @@ Result<void> UnlinkAt::complete(const io_uring_cqe& cqe) noexcept {
 }
 
 void RenameAt::prepare(io_uring_sqe& sqe) noexcept {
+  if (has_nul(old_path) || has_nul(new_path)) return prep_invalid(sqe, kOpcode);
   io_uring_prep_renameat(&sqe, old_dirfd, old_path.c_str(), new_dirfd,
                          new_path.c_str(), flags);
 }
@@ -30,6 +35,7 @@ Result<void> RenameAt::complete(const io_uring_cqe& cqe) noexcept {
 }
 
 void MkdirAt::prepare(io_uring_sqe& sqe) noexcept {
+  if (has_nul(path)) return prep_invalid(sqe, kOpcode);
   io_uring_prep_mkdirat(&sqe, dirfd, path.c_str(), mode);
 }
 
@@ -38,6 +44,7 @@ Result<void> MkdirAt::complete(const io_uring_cqe& cqe) noexcept {
 }
 
 void SymlinkAt::prepare(io_uring_sqe& sqe) noexcept {
+  if (has_nul(target) || has_nul(link_path)) return prep_invalid(sqe, kOpcode);
   io_uring_prep_symlinkat(&sqe, target.c_str(), new_dirfd, link_path.c_str());
 }
 
@@ -46,6 +53,7 @@ Result<void> SymlinkAt::complete(const io_uring_cqe& cqe) noexcept {
 }
 
 void LinkAt::prepare(io_uring_sqe& sqe) noexcept {
+  if (has_nul(old_path) || has_nul(new_path)) return prep_invalid(sqe, kOpcode);
   io_uring_prep_linkat(&sqe, old_dirfd, old_path.c_str(), new_dirfd,
                        new_path.c_str(), flags);
 }

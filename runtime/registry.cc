@@ -2,8 +2,11 @@
 // first use, slots handed out from free lists. Registration is a ring
 // operation, so it runs on the shard's own thread.
 #include <sys/uio.h>
+#include <unistd.h>
 
+#include <bit>
 #include <cerrno>
+#include <cstdint>
 
 #include "shardio/detail/reactor.h"
 
@@ -15,6 +18,10 @@ bool opcode_supported_here(uint8_t opcode) noexcept {
 }
 
 Result<unsigned> Reactor::register_file(int fd) {
+  // The kernel's update call takes -1 to mean "clear the slot" (and -2
+  // "skip it"): passed through, the slot would be handed out with no file
+  // in it.
+  if (fd < 0) return errno_code(EBADF);
   if (fixed_file_slots_ == 0) {
     const int ret = io_uring_register_files_sparse(&ring_, max_fixed_files_);
     if (ret < 0) return error_from_res(ret);
@@ -48,6 +55,9 @@ Result<void> Reactor::unregister_file(unsigned slot) {
 }
 
 Result<unsigned> Reactor::register_buffer(void* base, std::size_t len) {
+  // A null base is the kernel's "clear the slot" (with a length of 0; with
+  // any other, EFAULT): refused here, so that no slot is handed out empty.
+  if (base == nullptr) return errno_code(EINVAL);
   if (fixed_buffer_slots_ == 0) {
     const int ret =
         io_uring_register_buffers_sparse(&ring_, max_fixed_buffers_);
@@ -86,6 +96,17 @@ Result<void> Reactor::unregister_buffer(unsigned slot) {
 }
 
 Result<uint16_t> Reactor::register_buf_ring(void* ring_addr, unsigned entries) {
+  // The kernel's own rules (a power of two below 65536, a page-aligned
+  // address), checked first: a kernel that breaks one says EINVAL, which
+  // is also what a kernel without buffer rings says to any registration.
+  const auto addr = reinterpret_cast<uintptr_t>(ring_addr);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  const uintptr_t page =
+      page_size > 0 ? static_cast<uintptr_t>(page_size) : 4096;
+  if (entries == 0 || entries >= 65536 || !std::has_single_bit(entries) ||
+      addr == 0 || addr % page != 0) {
+    return errno_code(EINVAL);
+  }
   uint16_t group;
   if (!free_buf_groups_.empty()) {
     group = free_buf_groups_.back();
@@ -100,8 +121,13 @@ Result<uint16_t> Reactor::register_buf_ring(void* ring_addr, unsigned entries) {
   reg.bgid = group;
   const int ret = io_uring_register_buf_ring(&ring_, &reg, 0);
   if (ret < 0) {
-    // Kernels before 5.19 do not know the opcode: say so plainly.
-    return errno_code(ret == -EINVAL && entries != 0 ? EOPNOTSUPP : -ret);
+    // With the arguments checked, EINVAL is a kernel before 5.19, which does
+    // not know the registration: say so plainly. IORING_OP_SOCKET, which
+    // came in the same release, tells such a kernel apart (as in probe.cc);
+    // a kernel that has it meant EINVAL.
+    const bool no_buf_rings =
+        ret == -EINVAL && !opcode_supported(IORING_OP_SOCKET);
+    return errno_code(no_buf_rings ? EOPNOTSUPP : -ret);
   }
   if (!free_buf_groups_.empty()) {
     free_buf_groups_.pop_back();

@@ -19,6 +19,11 @@
 // last BufferRing copy, ProvidedBuffer and op using it are gone; an op holds
 // a copy, so the kernel never writes into freed memory.
 //
+// An empty BufferRing (default-constructed or moved from) is safe to use:
+// count(), buffer_size() and available() are 0, group() is kNoGroup, take()
+// yields empty buffers, and RecvMultishot or RecvMsgMultishot given one ends
+// with EINVAL as its only item.
+//
 // Thread-safety: a BufferRing and its buffers belong to the shard that
 // created them. Copy and destroy BufferRing values on that shard. A
 // ProvidedBuffer may be destroyed on another thread: the buffer is then
@@ -106,6 +111,10 @@ class BufferRing {
   // The kernel's limits: count a power of two up to 32768.
   static constexpr unsigned kMaxCount = 32768;
   static constexpr std::size_t kMaxBufferSize = std::size_t{1} << 30;
+  // What group() says for an empty ring: an id shardio never registers
+  // (ids stop at 65534), so an op that selects from it finds no buffers
+  // (ENOBUFS) rather than another ring's.
+  static constexpr uint16_t kNoGroup = 0xffff;
 
   // Creates `count` buffers of `buffer_size` bytes and registers them with
   // the calling shard's ring as a new buffer group. Errors: EINVAL for a
@@ -121,9 +130,11 @@ class BufferRing {
   BufferRing& operator=(BufferRing&& o) noexcept;
   ~BufferRing();
 
+  // Whether this value holds a ring (false when default-constructed or
+  // moved from).
   explicit operator bool() const noexcept { return st_ != nullptr; }
 
-  // The buffer group id to put in sqe.buf_group.
+  // The buffer group id to put in sqe.buf_group (kNoGroup when empty).
   uint16_t group() const noexcept;
   unsigned count() const noexcept;
   std::size_t buffer_size() const noexcept;
@@ -131,11 +142,13 @@ class BufferRing {
   unsigned available() const noexcept;
 
   // The buffer a CQE names (IORING_CQE_F_BUFFER set), holding cqe.res bytes.
-  // A CQE without a buffer yields an empty ProvidedBuffer.
+  // A CQE without a buffer, or any CQE given to an empty ring, yields an
+  // empty ProvidedBuffer.
   ProvidedBuffer take(const io_uring_cqe& cqe) noexcept;
 
   // Runs `fn` once, on this shard, the next time a buffer comes back to the
-  // ring. Multishot receives use it to re-arm after ENOBUFS.
+  // ring. Multishot receives use it to re-arm after ENOBUFS. An empty ring
+  // never gets a buffer back: it destroys `fn` without running it.
   void notify_when_available(absl::AnyInvocable<void()> fn);
 
  private:

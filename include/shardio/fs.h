@@ -13,6 +13,12 @@
 // "open /x: No such file or directory". Result::value() throws
 // std::system_error carrying the same code and text.
 //
+// Paths are std::strings, and the kernel reads a path only up to its first
+// NUL byte: a path with a NUL before its end would name another file
+// ("victim\0.bak" is "victim"). Every call here that takes a path refuses
+// such a path with EINVAL before the kernel sees it, e.g.
+// "remove victim\0.bak: the path contains a NUL byte".
+//
 // Buffers go in by ownership and always come back: `read_at(buf, off)` yields
 // IoResult{res, buf}, whatever happened. The op holds the buffer from
 // submission until its final CQE, so destroying (cancelling) the awaiting task
@@ -75,7 +81,8 @@ struct Error {
   // "unexpected end of file" for ENODATA from read_exact_at.
   const char* detail = nullptr;
 
-  // "OP PATH: DETAIL", e.g. "open /x: No such file or directory".
+  // "OP PATH: DETAIL", e.g. "open /x: No such file or directory". A NUL
+  // byte in the path is written as \0.
   std::string message() const;
 };
 

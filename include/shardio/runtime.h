@@ -489,14 +489,18 @@ bool supports(uint8_t opcode);
 // Registered (fixed) files and buffers of the calling shard. A registered
 // file is used with IOSQE_FIXED_FILE and its slot instead of the fd; a
 // registered buffer with READ_FIXED/WRITE_FIXED and its slot. Slots are
-// per shard; unregister them on the same shard.
+// per shard; unregister them on the same shard. A negative fd is refused
+// with EBADF and a null base with EINVAL before the kernel is asked (its
+// update calls would take them to mean "clear the slot").
 Result<unsigned> register_file(int fd);
 Result<void> unregister_file(unsigned slot);
 Result<unsigned> register_buffer(void* base, std::size_t len);
 Result<void> unregister_buffer(unsigned slot);
 // Provided-buffer rings (see buffer_ring.h, which builds on these): registers
 // `entries` io_uring_buf slots at page-aligned `ring_addr` as a new buffer
-// group of the calling shard and returns its id.
+// group of the calling shard and returns its id. A null or unaligned
+// address, or `entries` that is not a power of two below 65536, is EINVAL;
+// EOPNOTSUPP means the kernel has no buffer rings (before Linux 5.19).
 Result<uint16_t> register_buf_ring(void* ring_addr, unsigned entries);
 Result<void> unregister_buf_ring(uint16_t group);
 

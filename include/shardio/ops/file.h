@@ -60,7 +60,31 @@ inline unsigned io_len(std::size_t n) noexcept {
   return static_cast<unsigned>(n < kMaxIoChunk ? n : kMaxIoChunk);
 }
 
-// openat(2) (always O_CLOEXEC); yields the new fd.
+// The credentials id prep_invalid() puts in an SQE. Ids are handed out only
+// by IORING_REGISTER_PERSONALITY, counting up from 1, and shardio registers
+// none.
+inline constexpr uint16_t kUnregisteredPersonality = 0xffff;
+
+// Turns `sqe` into one of opcode `opcode` that the kernel fails with EINVAL
+// as it reads the SQE, before it looks at any fd, address or path in it:
+// the credentials id (sqe.personality) is one that was never registered.
+// An op whose own input is invalid (an empty buffer handle, a path with a
+// NUL byte in it) calls it from prepare() instead of filling the SQE: the op
+// still goes through the ring, so it completes through complete() in order
+// with the others, and as the failed link of a chain it cancels the rest.
+inline void prep_invalid(io_uring_sqe& sqe, uint8_t opcode) noexcept {
+  io_uring_prep_rw(opcode, &sqe, -1, nullptr, 0, 0);
+  sqe.personality = kUnregisteredPersonality;
+}
+
+// Whether `path` has a NUL byte before its end: the kernel would read it
+// only up to there, and so act on another file than the one named.
+inline bool has_nul(const std::string& path) noexcept {
+  return path.find('\0') != std::string::npos;
+}
+
+// openat(2) (always O_CLOEXEC); yields the new fd. A path with a NUL byte
+// before its end fails with EINVAL, unopened.
 struct OpenAt {
   static constexpr uint8_t kOpcode = IORING_OP_OPENAT;
   OpenAt(int dirfd, std::string path, int flags, mode_t mode = 0644)
@@ -196,7 +220,8 @@ concept RegisteredBuffer = std::move_constructible<H> && requires(H& h) {
 };
 
 // IORING_OP_READ_FIXED into a registered buffer (`len` bytes of it; all of
-// it by default).
+// it by default). A handle without memory (data() null: an empty
+// FixedBuffer) fails with EINVAL.
 template <RegisteredBuffer H>
 struct ReadFixed {
   static constexpr uint8_t kOpcode = IORING_OP_READ_FIXED;
@@ -204,6 +229,7 @@ struct ReadFixed {
       : fd(fd), buf(std::move(buf)), offset(offset), len(len) {}
 
   void prepare(io_uring_sqe& sqe) noexcept {
+    if (buf.data() == nullptr) return prep_invalid(sqe, kOpcode);
     io_uring_prep_read_fixed(&sqe, fd.value, buf.data(),
                              io_len(len < buf.size() ? len : buf.size()),
                              offset, static_cast<int>(buf.slot()));
@@ -219,7 +245,8 @@ struct ReadFixed {
   std::size_t len;
 };
 
-// IORING_OP_WRITE_FIXED from a registered buffer (`len` bytes of it).
+// IORING_OP_WRITE_FIXED from a registered buffer (`len` bytes of it). A
+// handle without memory fails with EINVAL, as for ReadFixed.
 template <RegisteredBuffer H>
 struct WriteFixed {
   static constexpr uint8_t kOpcode = IORING_OP_WRITE_FIXED;
@@ -227,6 +254,7 @@ struct WriteFixed {
       : fd(fd), buf(std::move(buf)), offset(offset), len(len) {}
 
   void prepare(io_uring_sqe& sqe) noexcept {
+    if (buf.data() == nullptr) return prep_invalid(sqe, kOpcode);
     io_uring_prep_write_fixed(&sqe, fd.value, buf.data(),
                               io_len(len < buf.size() ? len : buf.size()),
                               offset, static_cast<int>(buf.slot()));

@@ -144,7 +144,8 @@ struct Recv {
 // chunk received. An empty buffer is the peer's shutdown (the last item);
 // an error ends the stream. When the ring runs dry the stream waits for a
 // buffer to come back and re-arms (unless MultishotOptions::rearm is false,
-// in which case -ENOBUFS is the last item).
+// in which case -ENOBUFS is the last item). An empty `ring` (no
+// BufferRing) makes EINVAL the only item.
 struct RecvMultishot {
   static constexpr uint8_t kOpcode = IORING_OP_RECV;
   static constexpr bool kMultishot = true;
@@ -236,7 +237,8 @@ struct Datagram {
 
 // Multishot recvmsg (Linux 6.0+) with buffers from `ring`: one item per
 // datagram, with its sender. Each buffer also holds a small header and the
-// address, so size the ring's buffers above the largest datagram.
+// address, so size the ring's buffers above the largest datagram. An empty
+// `ring` makes EINVAL the only item.
 struct RecvMsgMultishot {
   static constexpr uint8_t kOpcode = IORING_OP_RECVMSG;
   static constexpr bool kMultishot = true;

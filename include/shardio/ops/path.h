@@ -3,8 +3,10 @@
 //
 // Each op owns its path strings (and Statx its statx buffer, which the
 // kernel fills) until the final CQE. Paths are relative to a directory fd
-// (AT_FDCWD for the working directory). Each names its opcode (kOpcode), so
-// a kernel without it yields EOPNOTSUPP.
+// (AT_FDCWD for the working directory). A path with a NUL byte before its
+// end fails with EINVAL without the kernel acting on it (the kernel would
+// read the path only up to the NUL, and so name another file). Each op names
+// its opcode (kOpcode), so a kernel without it yields EOPNOTSUPP.
 //
 // Thread-safety: plain op values; see operation.h.
 #pragma once
