@@ -71,6 +71,7 @@
 #include "shardio/result.h"
 #include "shardio/runtime.h"
 #include "shardio/task.h"
+#include "tests/test_util.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -129,15 +130,6 @@ Task<bool> eventually(const Pred& pred) {
     co_await this_shard::yield();
   }
   co_return true;
-}
-
-int count_open_fds() {
-  DIR* d = ::opendir("/proc/self/fd");
-  if (d == nullptr) return -1;
-  int n = 0;
-  while (::readdir(d) != nullptr) ++n;
-  ::closedir(d);
-  return n;
 }
 
 std::string errno_name(int err) {
@@ -394,13 +386,13 @@ TEST_P(BadInputTest, YieldsAClearErrorWithoutCrashLeakOrHang) {
   Env env;
   ASSERT_TRUE(env.ok) << "setting up the descriptors failed: "
                       << std::strerror(errno);
-  const int fds_before = count_open_fds();
+  const auto fds_before = test::open_fd_table();
   {
     Runtime rt(RuntimeOptions{.shards = 1, .ring_entries = 64});
     rt.block_on(run_row(GetParam(), env));
     EXPECT_EQ(rt.counters(0).ops_in_flight, 0u);
   }
-  EXPECT_EQ(count_open_fds(), fds_before)
+  EXPECT_EQ(test::fds_changed_since(fds_before), "")
       << "the row leaked (or closed) a descriptor";
 #ifdef SHARDIO_TEST_LSAN
   if (!g_leak_seen && __lsan_do_recoverable_leak_check() != 0) {

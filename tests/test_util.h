@@ -3,12 +3,16 @@
 // wrong, and an eager coroutine type whose frame the test owns.
 #pragma once
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <coroutine>
+#include <cstdlib>
 #include <exception>
+#include <map>
 #include <string>
 #include <thread>
 #include <utility>
@@ -26,6 +30,56 @@ inline std::string socket_temp_dir() {
   if (dir.size() > 48) dir = "/tmp/";
   if (dir.empty() || dir.back() != '/') dir += '/';
   return dir;
+}
+
+// The process's open descriptors, each with what it refers to (readlink of
+// /proc/self/fd/N); the directory stream's own descriptor is left out.
+inline std::map<int, std::string> open_fd_table() {
+  std::map<int, std::string> fds;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return fds;
+  const int own = ::dirfd(d);
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const int fd = std::atoi(e->d_name);
+    if (fd == own) continue;
+    char target[256];
+    const std::string link = std::string("/proc/self/fd/") + e->d_name;
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
+    fds[fd] = n > 0 ? std::string(target, static_cast<std::size_t>(n)) : "?";
+  }
+  ::closedir(d);
+  return fds;
+}
+
+// Compares the open descriptors with `before` until they match or `limit`
+// has passed (a descriptor a runtime library opens for a moment, such as a
+// sanitizer reading /proc/self/maps on another thread, goes away; a leaked
+// one stays). Returns "" when they match, else what differs.
+inline std::string fds_changed_since(
+    const std::map<int, std::string>& before,
+    std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const std::map<int, std::string> now = open_fd_table();
+    if (now == before) return "";
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::string diff;
+      for (const auto& [fd, what] : now) {
+        auto it = before.find(fd);
+        if (it == before.end() || it->second != what) {
+          diff += "opened fd " + std::to_string(fd) + " -> " + what + "; ";
+        }
+      }
+      for (const auto& [fd, what] : before) {
+        if (now.find(fd) == now.end()) {
+          diff += "closed fd " + std::to_string(fd) + " -> " + what + "; ";
+        }
+      }
+      return diff;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 // A blocking pipe: a read on it stays in flight until something is written.
