@@ -386,7 +386,7 @@ TEST_P(BadInputTest, YieldsAClearErrorWithoutCrashLeakOrHang) {
   Env env;
   ASSERT_TRUE(env.ok) << "setting up the descriptors failed: "
                       << std::strerror(errno);
-  const auto fds_before = test::open_fd_table();
+  const auto fds_before = test::steady_open_fd_table();
   {
     Runtime rt(RuntimeOptions{.shards = 1, .ring_entries = 64});
     rt.block_on(run_row(GetParam(), env));

@@ -51,6 +51,7 @@
 #include "shardio/ops/timeout.h"
 #include "shardio/runtime.h"
 #include "shardio/task.h"
+#include "tests/test_util.h"
 
 namespace shardio {
 namespace {
@@ -90,10 +91,10 @@ class Watchdog {
   } while (0)
 
 // Submits `op` (a named op) and expects the errno `want` from it.
-#define CO_EXPECT_ERR(op, want, what)                       \
-  do {                                                      \
-    const int co_err_ = co_await errno_of(std::move(op));   \
-    EXPECT_EQ(co_err_, want) << what;                       \
+#define CO_EXPECT_ERR(op, want, what)                     \
+  do {                                                    \
+    const int co_err_ = co_await errno_of(std::move(op)); \
+    EXPECT_EQ(co_err_, want) << what;                     \
   } while (0)
 
 // An owned buffer that counts the live ones (moved-from ones do not count).
@@ -161,22 +162,11 @@ class TempDir {
     if (!path_.empty()) std::filesystem::remove_all(path_, ec);
   }
   const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const {
-    return path_ + "/" + name;
-  }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
 
  private:
   std::string path_;
 };
-
-int open_fds() {
-  int n = 0;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
-    (void)e;
-    ++n;
-  }
-  return n;
-}
 
 // The errno of a result (0 for success).
 template <class T>
@@ -285,8 +275,7 @@ TEST(FaultInjectorTest, AttachFromAShardThrows) {
                            return true;
                          }
                          return false;
-                       })
-                         .get();
+                       }).get();
   EXPECT_TRUE(threw);
   EXPECT_FALSE(fi.attached());
 }
@@ -434,7 +423,7 @@ struct Sweep {
 
 Task<void> error_sweep(Sweep s) {
   const int want = s.error;
-  const int fds_before = open_fds();
+  const auto fds_before = test::steady_open_fd_table();
   const std::string file = s.dir + "/data";
   {
     const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -520,7 +509,8 @@ Task<void> error_sweep(Sweep s) {
     CO_EXPECT_ERR(op, want, "socket");
   }
   {
-    auto listener = net::TcpListener::bind(net::SocketAddress::ipv4_loopback(0));
+    auto listener =
+        net::TcpListener::bind(net::SocketAddress::ipv4_loopback(0));
     CO_ASSERT_TRUE(listener.has_value());
     auto addr = listener->local_address();
     CO_ASSERT_TRUE(addr.has_value());
@@ -587,7 +577,7 @@ Task<void> error_sweep(Sweep s) {
     EXPECT_EQ(::fcntl(victim, F_GETFD), -1);
   }
   ::close(fd);
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(test::fds_changed_since(fds_before), "");
   EXPECT_EQ(Counted::live.load(), 0);
 }
 
@@ -609,13 +599,13 @@ TEST_P(EveryErrorTest, EveryOpFailsWithTheErrorAndDidNothing) {
   expect_settled(rt);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Errors, EveryErrorTest,
-    ::testing::Values(Fault::kEagain, Fault::kEintr, Fault::kEconnreset,
-                      Fault::kEnobufs, Fault::kEcanceled, Fault::kEio),
-    [](const ::testing::TestParamInfo<Fault>& info) {
-      return std::string(testing::fault_name(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Errors, EveryErrorTest,
+                         ::testing::Values(Fault::kEagain, Fault::kEintr,
+                                           Fault::kEconnreset, Fault::kEnobufs,
+                                           Fault::kEcanceled, Fault::kEio),
+                         [](const ::testing::TestParamInfo<Fault>& info) {
+                           return std::string(testing::fault_name(info.param));
+                         });
 
 // An error on the last op of a chain; the ops linked before it are not
 // touched (they have successors).
@@ -757,8 +747,7 @@ TEST(FaultInjectorTest, ShortTransfersMoveExactlyWhatTheyReport) {
 
 // Faults on `opcode` that a careful caller survives.
 void add_transient(FaultInjector& fi, uint8_t opcode) {
-  fi.add({.fault = Fault::kShortTransfer, .opcode = opcode,
-          .probability = 0.4})
+  fi.add({.fault = Fault::kShortTransfer, .opcode = opcode, .probability = 0.4})
       .add({.fault = Fault::kEintr, .opcode = opcode, .probability = 0.2})
       .add({.fault = Fault::kEagain, .opcode = opcode, .probability = 0.2});
 }
@@ -769,9 +758,9 @@ Task<void> file_round_trip(std::string path, std::vector<char> data) {
   // In chunks, for many ops (and so many faults).
   constexpr std::size_t kChunk = 16 << 10;
   for (std::size_t off = 0; off < data.size(); off += kChunk) {
-    std::vector<char> chunk(data.begin() + static_cast<std::ptrdiff_t>(off),
-                            data.begin() + static_cast<std::ptrdiff_t>(
-                                               off + kChunk));
+    std::vector<char> chunk(
+        data.begin() + static_cast<std::ptrdiff_t>(off),
+        data.begin() + static_cast<std::ptrdiff_t>(off + kChunk));
     auto w = co_await f->write_all_at(std::move(chunk), off);
     CO_ASSERT_TRUE(w.res.has_value());
     EXPECT_EQ(*w.res, kChunk);
@@ -812,8 +801,9 @@ constexpr std::size_t kNetChunk = 8 << 10;
 Task<bool> send_everything(net::TcpStream s, std::vector<char> data) {
   for (std::size_t off = 0; off < data.size(); off += kNetChunk) {
     const std::size_t n = std::min(kNetChunk, data.size() - off);
-    std::vector<char> chunk(data.begin() + static_cast<std::ptrdiff_t>(off),
-                            data.begin() + static_cast<std::ptrdiff_t>(off + n));
+    std::vector<char> chunk(
+        data.begin() + static_cast<std::ptrdiff_t>(off),
+        data.begin() + static_cast<std::ptrdiff_t>(off + n));
     auto r = co_await s.send_all(std::move(chunk));
     if (!r.res.has_value()) co_return false;
   }
@@ -945,9 +935,11 @@ TEST(FaultInjectorTest, MultishotRecvEndedEarlyReArmsAndLosesNothing) {
   Watchdog watchdog;
   Runtime rt(RuntimeOptions{.shards = 1});
   FaultInjector fi(13);
-  fi.add({.fault = Fault::kEndMultishot, .opcode = IORING_OP_RECV,
+  fi.add({.fault = Fault::kEndMultishot,
+          .opcode = IORING_OP_RECV,
           .probability = 0.2})
-      .add({.fault = Fault::kEnobufs, .opcode = IORING_OP_RECV,
+      .add({.fault = Fault::kEnobufs,
+            .opcode = IORING_OP_RECV,
             .probability = 0.3});
   fi.attach(rt);
   const MultishotOutcome o = rt.block_on(multishot_round_trip(1 << 20));
@@ -1092,7 +1084,9 @@ TEST(FaultInjectorTest, DetachDeliversHeldCqesAndStopsInjecting) {
   Watchdog watchdog;
   Runtime rt(RuntimeOptions{.shards = 2});
   FaultInjector fi;
-  fi.add({.fault = Fault::kDelay, .opcode = IORING_OP_NOP, .probability = 1,
+  fi.add({.fault = Fault::kDelay,
+          .opcode = IORING_OP_NOP,
+          .probability = 1,
           .delay_turns = 1u << 30});
   fi.attach(rt);
   std::atomic<int> r0{0};
@@ -1139,8 +1133,10 @@ TEST(FaultInjectorTest, RuntimeStoppingFirstFlushesAndDetaches) {
   {
     // Declared first: the injector outlives the runtime.
     FaultInjector fi;
-    fi.add({.fault = Fault::kDelay, .opcode = IORING_OP_NOP,
-            .probability = 1, .delay_turns = 1u << 30});
+    fi.add({.fault = Fault::kDelay,
+            .opcode = IORING_OP_NOP,
+            .probability = 1,
+            .delay_turns = 1u << 30});
     Runtime rt(RuntimeOptions{.shards = 2});
     fi.attach(rt);
     rt.spawn_on(1, [p] { return held_nop(p); });

@@ -26,7 +26,7 @@ namespace shardio::test {
 // socket addresses (sun_path holds 107 bytes): the test framework's temp
 // dir, unless it is deep (Bazel's sandbox), then /tmp/. Ends with '/'.
 inline std::string socket_temp_dir() {
-  std::string dir = testing::TempDir();
+  std::string dir = ::testing::TempDir();
   if (dir.size() > 48) dir = "/tmp/";
   if (dir.empty() || dir.back() != '/') dir += '/';
   return dir;
@@ -52,10 +52,25 @@ inline std::map<int, std::string> open_fd_table() {
   return fds;
 }
 
+// open_fd_table() once it is steady: two readings in a row agree (bounded).
+// Sanitizer runtimes open a pipe for a moment on threads that start or
+// unwind (to probe whether memory is readable), so one reading taken while
+// another thread starts may hold a descriptor that is about to go.
+inline std::map<int, std::string> steady_open_fd_table() {
+  std::map<int, std::string> last = open_fd_table();
+  for (int i = 0; i < 2000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::map<int, std::string> now = open_fd_table();
+    if (now == last) return now;
+    last = std::move(now);
+  }
+  return last;
+}
+
 // Compares the open descriptors with `before` until they match or `limit`
-// has passed (a descriptor a runtime library opens for a moment, such as a
-// sanitizer reading /proc/self/maps on another thread, goes away; a leaked
-// one stays). Returns "" when they match, else what differs.
+// has passed (a descriptor a runtime library opens for a moment on another
+// thread goes away; a leaked one stays). Take `before` with
+// steady_open_fd_table(). Returns "" when they match, else what differs.
 inline std::string fds_changed_since(
     const std::map<int, std::string>& before,
     std::chrono::milliseconds limit = std::chrono::seconds(10)) {
