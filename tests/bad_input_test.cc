@@ -207,7 +207,8 @@ struct Env {
   bool ok = false;
 
   Env() {
-    std::string tmpl = testing::TempDir() + "bad_input_test_XXXXXX";
+    // Short: Unix socket paths are made under it (Bazel's TMPDIR is deep).
+    std::string tmpl = test::socket_temp_dir() + "bad_input_test_XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) return;
     dir = tmpl;
     file = dir + "/file";
