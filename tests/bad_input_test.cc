@@ -88,36 +88,13 @@
 namespace shardio {
 namespace {
 
+using test::Watchdog;
+
 using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 
 // ---------------------------------------------------------------------------
 // Scaffolding.
-
-// Aborts the binary (a failure with a message) if a row is still running
-// after `limit`: a call that hangs fails instead of hanging the suite.
-class Watchdog {
- public:
-  explicit Watchdog(absl::Duration limit = absl::Seconds(60))
-      : name_(::testing::UnitTest::GetInstance()->current_test_info()->name()),
-        thread_([this, limit] {
-          if (!done_.WaitForNotificationWithTimeout(limit)) {
-            std::fprintf(stderr,
-                         "watchdog: %s still running after %s: a call with "
-                         "bad input hung. Aborting.\n",
-                         name_.c_str(), absl::FormatDuration(limit).c_str());
-            std::abort();
-          }
-        }) {}
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-  ~Watchdog() { done_.Notify(); }
-
- private:
-  std::string name_;
-  absl::Notification done_;
-  std::jthread thread_;
-};
 
 uint64_t in_flight() { return this_shard::counters().ops_in_flight; }
 
@@ -168,15 +145,6 @@ void expect_error(const R& r, const char* what, int line) {
 }
 #define EXPECT_ERRNO(r, err) expect_errno((r), (err), #r, __LINE__)
 #define EXPECT_AN_ERROR(r) expect_error((r), #r, __LINE__)
-
-// Fails the row and leaves the coroutine (ASSERT_* cannot: they `return`).
-#define CO_ASSERT_TRUE(cond)                       \
-  do {                                             \
-    if (!(cond)) {                                 \
-      ADD_FAILURE() << "expected true: " << #cond; \
-      co_return;                                   \
-    }                                              \
-  } while (0)
 
 // What every row gets: descriptors of each kind, made before the runtime
 // (so that the row's own descriptors can be counted) and closed after it.

@@ -58,51 +58,20 @@
 #include "shardio/task.h"
 #if __has_include("shardio/stats.h")
 #include "shardio/stats.h"
+#include "tests/test_util.h"
 #define SHARDIO_TEST_HAVE_STATS 1
 #endif
 
 namespace shardio {
 namespace {
 
+using test::Watchdog;
+
 using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 
 // How long a wait for the shard or another thread keeps trying.
 constexpr auto kPatience = std::chrono::seconds(30);
-
-// Aborts the binary (a failure, with a message) if a test is still running
-// after `limit`. Declare it first in a test, before the Runtime.
-class Watchdog {
- public:
-  explicit Watchdog(absl::Duration limit = absl::Seconds(120))
-      : name_(::testing::UnitTest::GetInstance()->current_test_info()->name()),
-        thread_([this, limit] {
-          if (!done_.WaitForNotificationWithTimeout(limit)) {
-            std::fprintf(stderr,
-                         "watchdog: %s still running after %s; a wait that "
-                         "should have ended did not. Aborting.\n",
-                         name_.c_str(), absl::FormatDuration(limit).c_str());
-            std::abort();
-          }
-        }) {}
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-  ~Watchdog() { done_.Notify(); }
-
- private:
-  std::string name_;
-  absl::Notification done_;
-  std::jthread thread_;
-};
-
-// Fails the test and leaves the coroutine (ASSERT_* cannot: they `return`).
-#define CO_ASSERT_TRUE(cond)                       \
-  do {                                             \
-    if (!(cond)) {                                 \
-      ADD_FAILURE() << "expected true: " << #cond; \
-      co_return;                                   \
-    }                                              \
-  } while (0)
 
 uint64_t in_flight() { return this_shard::counters().ops_in_flight; }
 

@@ -56,39 +56,14 @@
 namespace shardio {
 namespace {
 
+using test::Watchdog;
+
 using std::chrono::steady_clock;
 using testing::Fault;
 using testing::FaultInjector;
 using testing::FaultRule;
 
 constexpr auto kPatience = std::chrono::seconds(60);
-
-// Aborts the process if the test has not finished in time: a hang becomes
-// a failure with a name.
-class Watchdog {
- public:
-  explicit Watchdog(absl::Duration limit = absl::Seconds(150))
-      : thread_([this, limit] {
-          if (!done_.WaitForNotificationWithTimeout(limit)) {
-            std::fprintf(stderr, "fault_injector_test: watchdog fired\n");
-            std::abort();
-          }
-        }) {}
-  ~Watchdog() { done_.Notify(); }
-
- private:
-  absl::Notification done_;
-  std::jthread thread_;
-};
-
-// Fails the test and leaves the coroutine (ASSERT_* cannot: they `return`).
-#define CO_ASSERT_TRUE(cond)                       \
-  do {                                             \
-    if (!(cond)) {                                 \
-      ADD_FAILURE() << "expected true: " << #cond; \
-      co_return;                                   \
-    }                                              \
-  } while (0)
 
 // Submits `op` (a named op) and expects the errno `want` from it.
 #define CO_EXPECT_ERR(op, want, what)                     \

@@ -47,6 +47,8 @@
 namespace shardio {
 namespace {
 
+using test::Watchdog;
+
 static_assert(MultishotOperation<AcceptMultishot>);
 static_assert(MultishotOperation<RecvMultishot>);
 static_assert(MultishotOperation<RecvMsgMultishot>);
@@ -58,41 +60,6 @@ using std::chrono::steady_clock;
 
 // How long a loop waiting for the shard to reach some state keeps trying.
 constexpr auto kPatience = std::chrono::seconds(20);
-
-// Aborts the test binary (a failure, with a message) if the test is still
-// running after `limit`: a wait that never ends fails instead of hanging.
-// Declare it first in a test, before the Runtime.
-class Watchdog {
- public:
-  explicit Watchdog(absl::Duration limit = absl::Seconds(90))
-      : name_(::testing::UnitTest::GetInstance()->current_test_info()->name()),
-        thread_([this, limit] {
-          if (!done_.WaitForNotificationWithTimeout(limit)) {
-            std::fprintf(stderr,
-                         "watchdog: %s still running after %s; a wait that "
-                         "should have ended did not. Aborting.\n",
-                         name_.c_str(), absl::FormatDuration(limit).c_str());
-            std::abort();
-          }
-        }) {}
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-  ~Watchdog() { done_.Notify(); }
-
- private:
-  std::string name_;
-  absl::Notification done_;
-  std::jthread thread_;
-};
-
-// Fails the test and leaves the coroutine (ASSERT_* cannot: they `return`).
-#define CO_ASSERT_TRUE(cond)                       \
-  do {                                             \
-    if (!(cond)) {                                 \
-      ADD_FAILURE() << "expected true: " << #cond; \
-      co_return;                                   \
-    }                                              \
-  } while (0)
 
 // Yields until pred() holds or kPatience has passed; returns pred().
 template <class Pred>

@@ -53,41 +53,11 @@
 namespace shardio {
 namespace {
 
+using test::Watchdog;
+
 using std::chrono::steady_clock;
 
 constexpr auto kPatience = std::chrono::seconds(20);
-
-// Aborts the test binary if the test is still running after `limit`.
-class Watchdog {
- public:
-  explicit Watchdog(absl::Duration limit = absl::Seconds(90))
-      : name_(::testing::UnitTest::GetInstance()->current_test_info()->name()),
-        thread_([this, limit] {
-          if (!done_.WaitForNotificationWithTimeout(limit)) {
-            std::fprintf(stderr,
-                         "watchdog: %s still running after %s; a wait that "
-                         "should have ended did not. Aborting.\n",
-                         name_.c_str(), absl::FormatDuration(limit).c_str());
-            std::abort();
-          }
-        }) {}
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-  ~Watchdog() { done_.Notify(); }
-
- private:
-  std::string name_;
-  absl::Notification done_;
-  std::jthread thread_;
-};
-
-#define CO_ASSERT_TRUE(cond)                       \
-  do {                                             \
-    if (!(cond)) {                                 \
-      ADD_FAILURE() << "expected true: " << #cond; \
-      co_return;                                   \
-    }                                              \
-  } while (0)
 
 // Yields until pred() holds or kPatience has passed; returns pred().
 template <class Pred>

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <coroutine>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <map>
@@ -121,6 +122,42 @@ class Pipe {
   int read_fd_ = -1;
   int write_fd_ = -1;
 };
+
+// Aborts the test binary, naming the test, if it is still running after
+// `limit`: a wait that should have ended did not, and the run fails with a
+// message instead of hanging. Declare it first in a test, before the
+// Runtime.
+class Watchdog {
+ public:
+  explicit Watchdog(absl::Duration limit = absl::Seconds(150))
+      : name_(::testing::UnitTest::GetInstance()->current_test_info()->name()),
+        thread_([this, limit] {
+          if (!done_.WaitForNotificationWithTimeout(limit)) {
+            std::fprintf(stderr,
+                         "watchdog: %s still running after %s; a wait that "
+                         "should have ended did not. Aborting.\n",
+                         name_.c_str(), absl::FormatDuration(limit).c_str());
+            std::abort();
+          }
+        }) {}
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+  ~Watchdog() { done_.Notify(); }
+
+ private:
+  std::string name_;
+  absl::Notification done_;
+  std::jthread thread_;
+};
+
+// Fails the test and leaves the coroutine (ASSERT_* cannot: they `return`).
+#define CO_ASSERT_TRUE(cond)                       \
+  do {                                             \
+    if (!(cond)) {                                 \
+      ADD_FAILURE() << "expected true: " << #cond; \
+      co_return;                                   \
+    }                                              \
+  } while (0)
 
 // If not disarmed (destroyed) within a minute, writes a byte into a pipe so
 // that a read a broken cancellation left in flight completes: the test then
