@@ -17,12 +17,13 @@
 
 int main(int argc, char** argv) {
   if (argc > 1) {
-    const bool help = std::strcmp(argv[1], "--help") == 0 ||
-                      std::strcmp(argv[1], "-h") == 0;
-    std::fputs("usage: shardio_doctor\n"
-               "Reports whether shardio can use io_uring here and what the "
-               "kernel supports.\nExit status 0: usable; 1: not usable.\n",
-               help ? stdout : stderr);
+    const bool help =
+        std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0;
+    std::fputs(
+        "usage: shardio_doctor\n"
+        "Reports whether shardio can use io_uring here and what the "
+        "kernel supports.\nExit status 0: usable; 1: not usable.\n",
+        help ? stdout : stderr);
     return help ? 0 : 2;
   }
   const shardio::ProbeReport report = shardio::probe();

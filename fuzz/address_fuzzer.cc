@@ -35,16 +35,17 @@ using shardio::errno_code;
 using shardio::net::Error;
 using shardio::net::SocketAddress;
 
-#define FUZZ_CHECK(cond, ...)                                              \
-  do {                                                                     \
-    if (!(cond)) [[unlikely]] {                                            \
-      std::fprintf(stderr, "address_fuzzer: check failed: %s (%s:%d): ",   \
-                   #cond, __FILE__, __LINE__);                             \
-      std::fprintf(stderr, __VA_ARGS__);                                   \
-      std::fputc('\n', stderr);                                            \
-      std::fflush(stderr);                                                 \
-      __builtin_trap();                                                    \
-    }                                                                      \
+#define FUZZ_CHECK(cond, ...)                                           \
+  do {                                                                  \
+    if (!(cond)) [[unlikely]] {                                         \
+      std::fprintf(stderr,                                              \
+                   "address_fuzzer: check failed: %s (%s:%d): ", #cond, \
+                   __FILE__, __LINE__);                                 \
+      std::fprintf(stderr, __VA_ARGS__);                                \
+      std::fputc('\n', stderr);                                         \
+      std::fflush(stderr);                                              \
+      __builtin_trap();                                                 \
+    }                                                                   \
   } while (0)
 
 // The input, printable, for messages.
@@ -89,7 +90,8 @@ void check_shape(const SocketAddress& a, std::string_view input) {
       FUZZ_CHECK(a.port() == 0, "a unix address with a port");
       break;
     default:
-      FUZZ_CHECK(false, "family %d for \"%s\"", a.family(), show(input).c_str());
+      FUZZ_CHECK(false, "family %d for \"%s\"", a.family(),
+                 show(input).c_str());
   }
 }
 
@@ -97,19 +99,26 @@ void check_shape(const SocketAddress& a, std::string_view input) {
 // unix_path() otherwise) and wants the same address and the same text.
 void check_round_trip(const SocketAddress& a, std::string_view input) {
   const std::string text = a.to_string();
-  FUZZ_CHECK(!text.empty(), "empty to_string() for \"%s\"", show(input).c_str());
-  const bool via_parse = !a.is_unix() || text[0] == '/' || text[0] == '.' ||
-                         text[0] == '@';
-  auto back = via_parse ? SocketAddress::parse(text)
-                        : SocketAddress::unix_path(text);
-  FUZZ_CHECK(back.has_value(), "\"%s\" printed as \"%s\", which does not "
-             "parse: %s", show(input).c_str(), show(text).c_str(),
+  FUZZ_CHECK(!text.empty(), "empty to_string() for \"%s\"",
+             show(input).c_str());
+  const bool via_parse =
+      !a.is_unix() || text[0] == '/' || text[0] == '.' || text[0] == '@';
+  auto back =
+      via_parse ? SocketAddress::parse(text) : SocketAddress::unix_path(text);
+  FUZZ_CHECK(back.has_value(),
+             "\"%s\" printed as \"%s\", which does not "
+             "parse: %s",
+             show(input).c_str(), show(text).c_str(),
              back.error().message().c_str());
-  FUZZ_CHECK(*back == a, "\"%s\" printed as \"%s\", which parses to a "
-             "different address (\"%s\")", show(input).c_str(),
+  FUZZ_CHECK(*back == a,
+             "\"%s\" printed as \"%s\", which parses to a "
+             "different address (\"%s\")",
+             show(input).c_str(), show(text).c_str(),
+             show(back->to_string()).c_str());
+  FUZZ_CHECK(back->to_string() == text,
+             "printing is not stable: \"%s\" then "
+             "\"%s\"",
              show(text).c_str(), show(back->to_string()).c_str());
-  FUZZ_CHECK(back->to_string() == text, "printing is not stable: \"%s\" then "
-             "\"%s\"", show(text).c_str(), show(back->to_string()).c_str());
   FUZZ_CHECK(back->port() == a.port(), "port %u became %u", a.port(),
              back->port());
 }
@@ -125,7 +134,8 @@ void fuzz_parse(std::string_view text) {
              show(a->to_string()).c_str());
   check_shape(*a, text);
   if (!text.empty() && (text[0] == '/' || text[0] == '.' || text[0] == '@')) {
-    FUZZ_CHECK(a->is_unix(), "\"%s\" is not a unix address", show(text).c_str());
+    FUZZ_CHECK(a->is_unix(), "\"%s\" is not a unix address",
+               show(text).c_str());
     FUZZ_CHECK(a->to_string() == text, "unix \"%s\" prints as \"%s\"",
                show(text).c_str(), show(a->to_string()).c_str());
   } else {
@@ -202,12 +212,21 @@ void fuzz_raw(std::string_view rest) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  const std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
+  const std::string_view rest(reinterpret_cast<const char*>(data + 1),
+                              size - 1);
   switch (data[0] % 4) {
-    case 0: fuzz_parse(rest); break;
-    case 1: fuzz_unix_path(rest); break;
-    case 2: fuzz_host_port(rest); break;
-    default: fuzz_raw(rest); break;
+    case 0:
+      fuzz_parse(rest);
+      break;
+    case 1:
+      fuzz_unix_path(rest);
+      break;
+    case 2:
+      fuzz_host_port(rest);
+      break;
+    default:
+      fuzz_raw(rest);
+      break;
   }
   return 0;
 }

@@ -68,16 +68,17 @@ namespace {
 using namespace shardio;  // NOLINT(google-build-using-namespace)
 using std::chrono::microseconds;
 
-#define FUZZ_CHECK(cond, ...)                                             \
-  do {                                                                    \
-    if (!(cond)) [[unlikely]] {                                           \
-      std::fprintf(stderr, "runtime_fuzzer: check failed: %s (%s:%d): ",  \
-                   #cond, __FILE__, __LINE__);                            \
-      std::fprintf(stderr, __VA_ARGS__);                                  \
-      std::fputc('\n', stderr);                                           \
-      std::fflush(stderr);                                                \
-      __builtin_trap();                                                   \
-    }                                                                     \
+#define FUZZ_CHECK(cond, ...)                                           \
+  do {                                                                  \
+    if (!(cond)) [[unlikely]] {                                         \
+      std::fprintf(stderr,                                              \
+                   "runtime_fuzzer: check failed: %s (%s:%d): ", #cond, \
+                   __FILE__, __LINE__);                                 \
+      std::fprintf(stderr, __VA_ARGS__);                                \
+      std::fputc('\n', stderr);                                         \
+      std::fflush(stderr);                                              \
+      __builtin_trap();                                                 \
+    }                                                                   \
   } while (0)
 
 constexpr unsigned kShards = 2;
@@ -115,7 +116,9 @@ uint8_t file_byte(uint64_t pos) {
   return static_cast<uint8_t>((pos * 131u + g.salt) % 255u + 1u);
 }
 // The byte every send towards side `to` carries.
-std::byte sock_byte(int to) { return std::byte{to == 0 ? uint8_t{0x5A} : uint8_t{0xB6}}; }
+std::byte sock_byte(int to) {
+  return std::byte{to == 0 ? uint8_t{0x5A} : uint8_t{0xB6}};
+}
 
 std::chrono::nanoseconds tiny(uint8_t v) {  // 0..200 µs
   return microseconds(v * 200 / 255);
@@ -173,7 +176,8 @@ class Buf {
 
 Buf file_pattern(uint64_t off, std::size_t n) {
   Buf b(n);
-  for (std::size_t i = 0; i < n; ++i) b.data()[i] = std::byte{file_byte(off + i)};
+  for (std::size_t i = 0; i < n; ++i)
+    b.data()[i] = std::byte{file_byte(off + i)};
   return b;
 }
 
@@ -186,11 +190,20 @@ void note_completion(Acct a, int32_t res) {
   g.ops_completed.fetch_add(1);
   if (res <= 0) return;
   switch (a) {
-    case Acct::kSendTo0: g.sent_to[0].fetch_add(static_cast<uint64_t>(res)); break;
-    case Acct::kSendTo1: g.sent_to[1].fetch_add(static_cast<uint64_t>(res)); break;
-    case Acct::kRecvAt0: g.recvd_at[0].fetch_add(static_cast<uint64_t>(res)); break;
-    case Acct::kRecvAt1: g.recvd_at[1].fetch_add(static_cast<uint64_t>(res)); break;
-    case Acct::kNone: break;
+    case Acct::kSendTo0:
+      g.sent_to[0].fetch_add(static_cast<uint64_t>(res));
+      break;
+    case Acct::kSendTo1:
+      g.sent_to[1].fetch_add(static_cast<uint64_t>(res));
+      break;
+    case Acct::kRecvAt0:
+      g.recvd_at[0].fetch_add(static_cast<uint64_t>(res));
+      break;
+    case Acct::kRecvAt1:
+      g.recvd_at[1].fetch_add(static_cast<uint64_t>(res));
+      break;
+    case Acct::kNone:
+      break;
   }
 }
 
@@ -316,9 +329,9 @@ enum BodyKind : uint8_t {
   kFileWrite,
   kFileRead,
   kSend,
-  kRecv,          // waits until data, EOF or a stop: unbounded
-  kRecvTimeout,   // chain(Recv, LinkTimeout)
-  kMultishot,     // waits until a stop or EOF: unbounded
+  kRecv,         // waits until data, EOF or a stop: unbounded
+  kRecvTimeout,  // chain(Recv, LinkTimeout)
+  kMultishot,    // waits until a stop or EOF: unbounded
   kFsFile,
   kSubmitValue,
   kSubmitTask,
@@ -472,8 +485,8 @@ Task<void> do_recv_timeout(Spec s) {
 
 Task<void> do_multishot(Spec s, std::stop_token st) {
   const int side = s.x & 1;
-  Result<BufferRing> ring =
-      BufferRing::create(1u << ((s.x >> 1) % 4), std::size_t{16} << ((s.x >> 3) % 4));
+  Result<BufferRing> ring = BufferRing::create(
+      1u << ((s.x >> 1) % 4), std::size_t{16} << ((s.x >> 3) % 4));
   FUZZ_CHECK(ring.has_value(), "BufferRing::create: %s",
              ring.error().message().c_str());
   const std::size_t bufsize = ring->buffer_size();
@@ -506,8 +519,10 @@ Task<void> do_multishot(Spec s, std::stop_token st) {
       continue;
     }
     ProvidedBuffer b = std::move(**item);
-    FUZZ_CHECK(b.size() <= bufsize, "a provided buffer of %zu bytes from a "
-               "ring of %zu-byte buffers", b.size(), bufsize);
+    FUZZ_CHECK(b.size() <= bufsize,
+               "a provided buffer of %zu bytes from a "
+               "ring of %zu-byte buffers",
+               b.size(), bufsize);
     check_recv_bytes(b.data(), b.size(), side);
     if (held.size() < hold) {
       held.push_back(std::move(b));
@@ -566,11 +581,11 @@ Task<void> do_fs_file(Spec s) {
         check_file_bytes(r.buf.data(), n, off, false);
       } else {
         // Past the end of the file.
-        FUZZ_CHECK((is_err(r.res.error().code, ENODATA) && off + n > kFileSize) ||
-                       is_err(r.res.error().code, ECANCELED),
-                   "read_exact_at at %llu: %s",
-                   static_cast<unsigned long long>(off),
-                   r.res.error().message().c_str());
+        FUZZ_CHECK(
+            (is_err(r.res.error().code, ENODATA) && off + n > kFileSize) ||
+                is_err(r.res.error().code, ECANCELED),
+            "read_exact_at at %llu: %s", static_cast<unsigned long long>(off),
+            r.res.error().message().c_str());
       }
       break;
     }
@@ -618,7 +633,8 @@ Task<void> do_submit_throw(Spec s) {
 Task<void> do_post_burst(Spec s) {
   const int n = s.x % 8 + 1;
   for (int i = 0; i < n; ++i) {
-    const unsigned target = ((s.y >> (i % 8)) & 1) ? this_shard::id() : other_shard();
+    const unsigned target =
+        ((s.y >> (i % 8)) & 1) ? this_shard::id() : other_shard();
     g.posts_sent.fetch_add(1);
     auto fn = [] { g.posts_run.fetch_add(1); };
     co_await post_to(target, std::move(fn));
@@ -646,7 +662,8 @@ Task<void> do_batch_tuple(Spec s) {
   FUZZ_CHECK(ra.has_value(), "batched nop: %s", ra.error().message().c_str());
   FUZZ_CHECK(rb.has_value() || is_err(rb.error(), ECANCELED),
              "batched timeout: %s", rb.error().message().c_str());
-  FUZZ_CHECK(rc.buf.size() == n && (rc.res.has_value() || is_err(rc.res.error(), ECANCELED)),
+  FUZZ_CHECK(rc.buf.size() == n &&
+                 (rc.res.has_value() || is_err(rc.res.error(), ECANCELED)),
              "batched write");
   if (rd.res.has_value()) {
     check_file_bytes(rd.buf.data(), *rd.res, file_offset(s.y, s.x), false);
@@ -660,7 +677,8 @@ Task<void> do_batch_span(Spec s) {
     std::vector<uint64_t> offs;
     for (std::size_t i = 0; i < n; ++i) {
       offs.push_back(file_offset(static_cast<uint8_t>(s.x + i), s.y));
-      ops.push_back(counted(Read<Buf>(g.file_fd, Buf(io_size(s.y)), offs.back())));
+      ops.push_back(
+          counted(Read<Buf>(g.file_fd, Buf(io_size(s.y)), offs.back())));
     }
     auto aw = batch(std::span<Counted<Read<Buf>>>(ops));
     std::vector<IoResult<Buf>> rs = co_await aw;
@@ -681,7 +699,8 @@ Task<void> do_batch_span(Spec s) {
     std::vector<Result<void>> rs = co_await aw;
     FUZZ_CHECK(rs.size() == n, "span batch of nops yielded %zu", rs.size());
     for (const Result<void>& r : rs) {
-      FUZZ_CHECK(r.has_value(), "a batched nop: %s", r.error().message().c_str());
+      FUZZ_CHECK(r.has_value(), "a batched nop: %s",
+                 r.error().message().c_str());
     }
   }
 }
@@ -704,8 +723,8 @@ Task<void> do_chain_write_read(Spec s) {
     }
   } else {
     FUZZ_CHECK(!rw.res.has_value() && is_err(rw.res.error(), ECANCELED),
-               "linked write: %s", rw.res.has_value() ? "short"
-                                   : rw.res.error().message().c_str());
+               "linked write: %s",
+               rw.res.has_value() ? "short" : rw.res.error().message().c_str());
     FUZZ_CHECK(!rr.res.has_value() && is_err(rr.res.error(), ECANCELED),
                "the read after a failed write was not cancelled");
   }
@@ -717,10 +736,11 @@ Task<void> do_chain_fail_head(Spec s) {
   auto t = counted(Timeout(tiny(s.x)));
   auto aw = chain(std::move(bad), std::move(n1), std::move(t));
   auto [rb, rn, rt] = co_await aw;
-  FUZZ_CHECK(!rb.res.has_value() && (is_err(rb.res.error(), EBADF) ||
-                                     is_err(rb.res.error(), ECANCELED)),
-             "a read of fd -1: %s",
-             rb.res.has_value() ? "succeeded" : rb.res.error().message().c_str());
+  FUZZ_CHECK(
+      !rb.res.has_value() &&
+          (is_err(rb.res.error(), EBADF) || is_err(rb.res.error(), ECANCELED)),
+      "a read of fd -1: %s",
+      rb.res.has_value() ? "succeeded" : rb.res.error().message().c_str());
   FUZZ_CHECK(!rn.has_value() && is_err(rn.error(), ECANCELED),
              "a nop linked after a failed op: %s",
              rn.has_value() ? "succeeded" : rn.error().message().c_str());
@@ -739,7 +759,8 @@ Task<void> do_chain_span(Spec s) {
     std::vector<Result<void>> rs = co_await aw;
     FUZZ_CHECK(rs.size() == n, "chain of nops yielded %zu", rs.size());
     for (const Result<void>& r : rs) {
-      FUZZ_CHECK(r.has_value(), "a chained nop: %s", r.error().message().c_str());
+      FUZZ_CHECK(r.has_value(), "a chained nop: %s",
+                 r.error().message().c_str());
     }
   } catch (const std::length_error&) {
     threw = true;
@@ -818,31 +839,80 @@ Task<void> body(Spec s, std::stop_token st) {
   // Nesting stays shallow.
   if (s.depth >= 2 && (kind == kSubmitTask || kind == kNested)) kind = kNops;
   switch (kind) {
-    case kNops: co_await do_nops(s, st); break;
-    case kSleep: co_await do_sleep(s, st); break;
-    case kFileWrite: co_await do_file_write(s, st); break;
-    case kFileRead: co_await do_file_read(s, st); break;
-    case kSend: co_await do_send(s, st); break;
-    case kRecv: co_await do_recv(s, st); break;
-    case kRecvTimeout: co_await do_recv_timeout(s); break;
-    case kMultishot: co_await do_multishot(s, st); break;
-    case kFsFile: co_await do_fs_file(s); break;
-    case kSubmitValue: co_await do_submit_value(s); break;
-    case kSubmitTask: co_await do_submit_task(s); break;
-    case kSubmitThrow: co_await do_submit_throw(s); break;
-    case kPostBurst: co_await do_post_burst(s); break;
-    case kBlocking: co_await do_blocking(s); break;
-    case kBatchTuple: co_await do_batch_tuple(s); break;
-    case kBatchSpan: co_await do_batch_span(s); break;
-    case kChainWriteRead: co_await do_chain_write_read(s); break;
-    case kChainFailHead: co_await do_chain_fail_head(s); break;
-    case kChainSpan: co_await do_chain_span(s); break;
-    case kStoppedToken: co_await do_stopped_token(s); break;
-    case kYield: co_await do_yield(s); break;
-    case kCancelOp: co_await do_cancel(s); break;
-    case kShutdownSide: co_await do_shutdown_side(s); break;
-    case kNested: co_await do_nested(s, st); break;
-    default: break;
+    case kNops:
+      co_await do_nops(s, st);
+      break;
+    case kSleep:
+      co_await do_sleep(s, st);
+      break;
+    case kFileWrite:
+      co_await do_file_write(s, st);
+      break;
+    case kFileRead:
+      co_await do_file_read(s, st);
+      break;
+    case kSend:
+      co_await do_send(s, st);
+      break;
+    case kRecv:
+      co_await do_recv(s, st);
+      break;
+    case kRecvTimeout:
+      co_await do_recv_timeout(s);
+      break;
+    case kMultishot:
+      co_await do_multishot(s, st);
+      break;
+    case kFsFile:
+      co_await do_fs_file(s);
+      break;
+    case kSubmitValue:
+      co_await do_submit_value(s);
+      break;
+    case kSubmitTask:
+      co_await do_submit_task(s);
+      break;
+    case kSubmitThrow:
+      co_await do_submit_throw(s);
+      break;
+    case kPostBurst:
+      co_await do_post_burst(s);
+      break;
+    case kBlocking:
+      co_await do_blocking(s);
+      break;
+    case kBatchTuple:
+      co_await do_batch_tuple(s);
+      break;
+    case kBatchSpan:
+      co_await do_batch_span(s);
+      break;
+    case kChainWriteRead:
+      co_await do_chain_write_read(s);
+      break;
+    case kChainFailHead:
+      co_await do_chain_fail_head(s);
+      break;
+    case kChainSpan:
+      co_await do_chain_span(s);
+      break;
+    case kStoppedToken:
+      co_await do_stopped_token(s);
+      break;
+    case kYield:
+      co_await do_yield(s);
+      break;
+    case kCancelOp:
+      co_await do_cancel(s);
+      break;
+    case kShutdownSide:
+      co_await do_shutdown_side(s);
+      break;
+    case kNested:
+      co_await do_nested(s, st);
+      break;
+    default:
+      break;
   }
 }
 
@@ -873,14 +943,14 @@ Program decode(const uint8_t* data, std::size_t size) {
 }
 
 enum StepKind : uint8_t {
-  kInline,       // run a (bounded) body in the program itself
-  kSpawn,        // spawn a body on shard 0 into a slot
-  kEagerStart,   // start an eager body owned by the program (drops the old)
-  kSpawnOn,      // spawn_on(1, body) into a slot
-  kJoin,         // (stop and) join a slot's task
-  kDetach,       // detach a slot's task
-  kDrop,         // destroy a slot's eager frame, wherever it is
-  kStop,         // request_stop on a slot's source, from somewhere
+  kInline,      // run a (bounded) body in the program itself
+  kSpawn,       // spawn a body on shard 0 into a slot
+  kEagerStart,  // start an eager body owned by the program (drops the old)
+  kSpawnOn,     // spawn_on(1, body) into a slot
+  kJoin,        // (stop and) join a slot's task
+  kDetach,      // detach a slot's task
+  kDrop,        // destroy a slot's eager frame, wherever it is
+  kStop,        // request_stop on a slot's source, from somewhere
   kYieldStep,
   kSleepStep,
   kSendStep,
@@ -1072,7 +1142,8 @@ Task<void> run_program(const Program* p, Control* ctl) {
     co_await h;
   }
   // Wait until detached tasks, orphaned ops and posted messages are done.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (;;) {
     const uint64_t here = this_shard::counters().ops_in_flight;
     const uint64_t there = co_await shard1_in_flight();
@@ -1198,9 +1269,9 @@ void check_after(bool stopped, const ShardCounters* c) {
 // RUNTIME_FUZZER_STATS=1: totals of some shard counters over the run,
 // printed at exit (to see what the inputs reach).
 struct Totals {
-  uint64_t inputs = 0, runtime_stops = 0, ops_orphaned = 0,
-           sq_full_flushes = 0, outbox_waits = 0, doorbells_sent = 0,
-           multishot_rearms = 0, messages_sent = 0, sqes_submitted = 0;
+  uint64_t inputs = 0, runtime_stops = 0, ops_orphaned = 0, sq_full_flushes = 0,
+           outbox_waits = 0, doorbells_sent = 0, multishot_rearms = 0,
+           messages_sent = 0, sqes_submitted = 0;
   ShardCounters last[kShards];
 } g_totals;
 
@@ -1264,7 +1335,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   }
   ::unlink(path);
   std::thread(watchdog).detach();
-  if (const char* v = std::getenv("RUNTIME_FUZZER_STATS"); v && *v && *v != '0') {
+  if (const char* v = std::getenv("RUNTIME_FUZZER_STATS");
+      v && *v && *v != '0') {
     std::atexit(print_totals);
   }
   return 0;

@@ -187,8 +187,7 @@ class ShardFaults final : public detail::CqeInterceptor {
   }
 
   uint64_t count(Fault f) const noexcept {
-    return counts_[static_cast<std::size_t>(f)].load(
-        std::memory_order_relaxed);
+    return counts_[static_cast<std::size_t>(f)].load(std::memory_order_relaxed);
   }
   uint64_t sq_full_forced() const noexcept {
     return sq_full_.load(std::memory_order_relaxed);
@@ -355,9 +354,8 @@ class ShardFaults final : public detail::CqeInterceptor {
 
   static bool cancelled_by_owner(const OpRecordBase& rec) noexcept {
     if (rec.orphaned) return true;
-    return rec.multishot &&
-           static_cast<const detail::MultishotRecordBase&>(rec)
-               .cancel_requested;
+    return rec.multishot && static_cast<const detail::MultishotRecordBase&>(rec)
+                                .cancel_requested;
   }
 
   // Only ops that take provided buffers: for them the kernel's early end
@@ -557,8 +555,9 @@ void FaultInjector::attach(Runtime& rt) {
   try {
     for (unsigned i = 0; i < rt.shard_count(); ++i) {
       internal::ShardFaults* s = shards_[i].get();
-      rt.submit(i, [s] { s->install(detail::Reactor::require_current()); })
-          .get();
+      rt.submit(i, [s] {
+          s->install(detail::Reactor::require_current());
+        }).get();
     }
   } catch (...) {
     detach();
@@ -584,8 +583,9 @@ void FaultInjector::detach() {
     // runtime may be gone too, so do not touch it.
     if (s->done()) continue;
     try {
-      rt.submit(i, [s] { s->begin_detach(detail::Reactor::require_current()); })
-          .get();
+      rt.submit(i, [s] {
+          s->begin_detach(detail::Reactor::require_current());
+        }).get();
     } catch (const std::future_error&) {
       // Dropped: the shard is stopping; its shutdown flushes this.
     }

@@ -59,8 +59,8 @@ class SetupCategory final : public std::error_category {
     return code == 0 ? "no error" : "unknown shardio.setup error";
   }
 
-  std::error_condition default_error_condition(int code) const noexcept
-      override {
+  std::error_condition default_error_condition(
+      int code) const noexcept override {
     switch (static_cast<SetupError>(code)) {
       case SetupError::kIoUringDisabled:
       case SetupError::kNotInIoUringGroup:
@@ -86,22 +86,70 @@ class SetupCategory final : public std::error_category {
 // Opcode names by number (the kernel's enum io_uring_op). The numbers are
 // kernel ABI; names past the liburing headers in use are listed too.
 constexpr const char* kOpcodeNames[] = {
-    "NOP",            "READV",          "WRITEV",        "FSYNC",
-    "READ_FIXED",     "WRITE_FIXED",    "POLL_ADD",      "POLL_REMOVE",
-    "SYNC_FILE_RANGE", "SENDMSG",       "RECVMSG",       "TIMEOUT",
-    "TIMEOUT_REMOVE", "ACCEPT",         "ASYNC_CANCEL",  "LINK_TIMEOUT",
-    "CONNECT",        "FALLOCATE",      "OPENAT",        "CLOSE",
-    "FILES_UPDATE",   "STATX",          "READ",          "WRITE",
-    "FADVISE",        "MADVISE",        "SEND",          "RECV",
-    "OPENAT2",        "EPOLL_CTL",      "SPLICE",        "PROVIDE_BUFFERS",
-    "REMOVE_BUFFERS", "TEE",            "SHUTDOWN",      "RENAMEAT",
-    "UNLINKAT",       "MKDIRAT",        "SYMLINKAT",     "LINKAT",
-    "MSG_RING",       "FSETXATTR",      "SETXATTR",      "FGETXATTR",
-    "GETXATTR",       "SOCKET",         "URING_CMD",     "SEND_ZC",
-    "SENDMSG_ZC",     "READ_MULTISHOT", "WAITID",        "FUTEX_WAIT",
-    "FUTEX_WAKE",     "FUTEX_WAITV",    "FIXED_FD_INSTALL", "FTRUNCATE",
-    "BIND",           "LISTEN",         "RECV_ZC",       "EPOLL_WAIT",
-    "READV_FIXED",    "WRITEV_FIXED",   "PIPE",          "NOP128",
+    "NOP",
+    "READV",
+    "WRITEV",
+    "FSYNC",
+    "READ_FIXED",
+    "WRITE_FIXED",
+    "POLL_ADD",
+    "POLL_REMOVE",
+    "SYNC_FILE_RANGE",
+    "SENDMSG",
+    "RECVMSG",
+    "TIMEOUT",
+    "TIMEOUT_REMOVE",
+    "ACCEPT",
+    "ASYNC_CANCEL",
+    "LINK_TIMEOUT",
+    "CONNECT",
+    "FALLOCATE",
+    "OPENAT",
+    "CLOSE",
+    "FILES_UPDATE",
+    "STATX",
+    "READ",
+    "WRITE",
+    "FADVISE",
+    "MADVISE",
+    "SEND",
+    "RECV",
+    "OPENAT2",
+    "EPOLL_CTL",
+    "SPLICE",
+    "PROVIDE_BUFFERS",
+    "REMOVE_BUFFERS",
+    "TEE",
+    "SHUTDOWN",
+    "RENAMEAT",
+    "UNLINKAT",
+    "MKDIRAT",
+    "SYMLINKAT",
+    "LINKAT",
+    "MSG_RING",
+    "FSETXATTR",
+    "SETXATTR",
+    "FGETXATTR",
+    "GETXATTR",
+    "SOCKET",
+    "URING_CMD",
+    "SEND_ZC",
+    "SENDMSG_ZC",
+    "READ_MULTISHOT",
+    "WAITID",
+    "FUTEX_WAIT",
+    "FUTEX_WAKE",
+    "FUTEX_WAITV",
+    "FIXED_FD_INSTALL",
+    "FTRUNCATE",
+    "BIND",
+    "LISTEN",
+    "RECV_ZC",
+    "EPOLL_WAIT",
+    "READV_FIXED",
+    "WRITEV_FIXED",
+    "PIPE",
+    "NOP128",
     "URING_CMD128",
 };
 constexpr int kNamedOpcodes =
@@ -114,21 +162,20 @@ static_assert(IORING_OP_TIMEOUT == 11 && IORING_OP_ASYNC_CANCEL == 14 &&
 
 // io_uring_params::features bits (IORING_FEAT_*), by bit number.
 constexpr const char* kFeatureNames[] = {
-    "SINGLE_MMAP",   "NODROP",         "SUBMIT_STABLE", "RW_CUR_POS",
-    "CUR_PERSONALITY", "FAST_POLL",    "POLL_32BITS",   "SQPOLL_NONFIXED",
-    "EXT_ARG",       "NATIVE_WORKERS", "RSRC_TAGS",     "CQE_SKIP",
-    "LINKED_FILE",   "REG_REG_RING",   "RECVSEND_BUNDLE", "MIN_TIMEOUT",
-    "RW_ATTR",       "NO_IOWAIT",
+    "SINGLE_MMAP",     "NODROP",         "SUBMIT_STABLE",   "RW_CUR_POS",
+    "CUR_PERSONALITY", "FAST_POLL",      "POLL_32BITS",     "SQPOLL_NONFIXED",
+    "EXT_ARG",         "NATIVE_WORKERS", "RSRC_TAGS",       "CQE_SKIP",
+    "LINKED_FILE",     "REG_REG_RING",   "RECVSEND_BUNDLE", "MIN_TIMEOUT",
+    "RW_ATTR",         "NO_IOWAIT",
 };
 static_assert(IORING_FEAT_CQE_SKIP == 1u << 11 &&
               IORING_FEAT_LINKED_FILE == 1u << 12);
 
 // IORING_SETUP_* bits, by bit number.
 constexpr const char* kSetupFlagNames[] = {
-    "IOPOLL",       "SQPOLL",       "SQ_AFF",    "CQSIZE",
-    "CLAMP",        "ATTACH_WQ",    "R_DISABLED", "SUBMIT_ALL",
-    "COOP_TASKRUN", "TASKRUN_FLAG", "SQE128",    "CQE32",
-    "SINGLE_ISSUER", "DEFER_TASKRUN",
+    "IOPOLL",    "SQPOLL",     "SQ_AFF",        "CQSIZE",        "CLAMP",
+    "ATTACH_WQ", "R_DISABLED", "SUBMIT_ALL",    "COOP_TASKRUN",  "TASKRUN_FLAG",
+    "SQE128",    "CQE32",      "SINGLE_ISSUER", "DEFER_TASKRUN",
 };
 static_assert(IORING_SETUP_SINGLE_ISSUER == 1u << 12 &&
               IORING_SETUP_DEFER_TASKRUN == 1u << 13);
@@ -174,17 +221,28 @@ std::string status_field(const char* key) {
 
 const char* errno_name(int err) {
   switch (err) {
-    case EPERM: return "EPERM";
-    case ENOSYS: return "ENOSYS";
-    case ENOMEM: return "ENOMEM";
-    case EINVAL: return "EINVAL";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case EFAULT: return "EFAULT";
-    case EACCES: return "EACCES";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EBUSY: return "EBUSY";
-    default: return nullptr;
+    case EPERM:
+      return "EPERM";
+    case ENOSYS:
+      return "ENOSYS";
+    case ENOMEM:
+      return "ENOMEM";
+    case EINVAL:
+      return "EINVAL";
+    case EMFILE:
+      return "EMFILE";
+    case ENFILE:
+      return "ENFILE";
+    case EFAULT:
+      return "EFAULT";
+    case EACCES:
+      return "EACCES";
+    case EOPNOTSUPP:
+      return "EOPNOTSUPP";
+    case EBUSY:
+      return "EBUSY";
+    default:
+      return nullptr;
   }
 }
 
@@ -222,10 +280,14 @@ std::string kernel_label(const detail::SystemFacts& f) {
 
 std::string seccomp_label(int mode) {
   switch (mode) {
-    case 0: return "none";
-    case 1: return "strict";
-    case 2: return "filter";
-    default: return "unknown";
+    case 0:
+      return "none";
+    case 1:
+      return "strict";
+    case 2:
+      return "filter";
+    default:
+      return "unknown";
   }
 }
 
@@ -284,16 +346,26 @@ std::error_code make_error_code(SetupError e) noexcept {
 
 std::string_view setup_error_name(SetupError e) noexcept {
   switch (e) {
-    case SetupError::kIoUringDisabled: return "io_uring_disabled";
-    case SetupError::kNotInIoUringGroup: return "not_in_io_uring_group";
-    case SetupError::kSeccomp: return "seccomp";
-    case SetupError::kPermissionDenied: return "permission_denied";
-    case SetupError::kNoIoUring: return "no_io_uring";
-    case SetupError::kLockedMemory: return "locked_memory";
-    case SetupError::kKernelTooOld: return "kernel_too_old";
-    case SetupError::kTooManyShards: return "too_many_shards";
-    case SetupError::kInvalidOptions: return "invalid_options";
-    case SetupError::kOther: return "other";
+    case SetupError::kIoUringDisabled:
+      return "io_uring_disabled";
+    case SetupError::kNotInIoUringGroup:
+      return "not_in_io_uring_group";
+    case SetupError::kSeccomp:
+      return "seccomp";
+    case SetupError::kPermissionDenied:
+      return "permission_denied";
+    case SetupError::kNoIoUring:
+      return "no_io_uring";
+    case SetupError::kLockedMemory:
+      return "locked_memory";
+    case SetupError::kKernelTooOld:
+      return "kernel_too_old";
+    case SetupError::kTooManyShards:
+      return "too_many_shards";
+    case SetupError::kInvalidOptions:
+      return "invalid_options";
+    case SetupError::kOther:
+      return "other";
   }
   return static_cast<int>(e) == 0 ? "ok" : "unknown";
 }
@@ -326,7 +398,8 @@ SystemFacts gather_system_facts() {
       std::vector<gid_t> groups(static_cast<std::size_t>(n));
       const int m = ::getgroups(n, groups.data());
       for (int i = 0; i < m; ++i) {
-        if (groups[static_cast<std::size_t>(i)] == g) f.in_io_uring_group = true;
+        if (groups[static_cast<std::size_t>(i)] == g)
+          f.in_io_uring_group = true;
       }
     }
     group buf{};
@@ -347,10 +420,10 @@ SystemFacts gather_system_facts() {
   }
   rlimit rl{};
   if (::getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
-    f.memlock_soft = rl.rlim_cur == RLIM_INFINITY ? ProbeReport::kUnlimited
-                                                  : rl.rlim_cur;
-    f.memlock_hard = rl.rlim_max == RLIM_INFINITY ? ProbeReport::kUnlimited
-                                                  : rl.rlim_max;
+    f.memlock_soft =
+        rl.rlim_cur == RLIM_INFINITY ? ProbeReport::kUnlimited : rl.rlim_cur;
+    f.memlock_hard =
+        rl.rlim_max == RLIM_INFINITY ? ProbeReport::kUnlimited : rl.rlim_max;
   }
   utsname u{};
   if (::uname(&u) == 0) f.kernel_release = u.release;
@@ -376,10 +449,11 @@ SetupDiagnosis diagnose_setup_failure(int err, const SystemFacts& f) {
           kernel_label(f), join(f.missing_opcodes, ", "));
     }
     return {SetupError::kKernelTooOld,
-            what + ". shardio needs Linux 5.6 for one shard and 5.18 "
-                   "(IORING_OP_MSG_RING, the cross-shard doorbell) for more; "
-                   "5.19 or newer is recommended: upgrade the kernel (run "
-                   "shardio_doctor to see which opcodes it has)"};
+            what +
+                ". shardio needs Linux 5.6 for one shard and 5.18 "
+                "(IORING_OP_MSG_RING, the cross-shard doorbell) for more; "
+                "5.19 or newer is recommended: upgrade the kernel (run "
+                "shardio_doctor to see which opcodes it has)"};
   }
   switch (err) {
     case EPERM:
@@ -407,19 +481,19 @@ SetupDiagnosis diagnose_setup_failure(int err, const SystemFacts& f) {
                       "kernel.io_uring_disabled=0",
                       f.io_uring_group, f.uid)};
         }
-        return {SetupError::kNotInIoUringGroup,
-                absl::StrFormat(
-                    "io_uring is restricted: /proc/sys/kernel/"
-                    "io_uring_disabled is 1, so only processes with "
-                    "CAP_SYS_ADMIN or in %s (kernel.io_uring_group) may "
-                    "create rings, and this one (uid %d, gid %d) is in "
-                    "neither. Add the user to that group (usermod -aG %s "
-                    "<user>, then log in again) or have an administrator set "
-                    "kernel.io_uring_disabled=0",
-                    group_label(f), f.uid, f.gid,
-                    f.io_uring_group_name.empty()
-                        ? std::to_string(f.io_uring_group)
-                        : f.io_uring_group_name)};
+        return {
+            SetupError::kNotInIoUringGroup,
+            absl::StrFormat(
+                "io_uring is restricted: /proc/sys/kernel/"
+                "io_uring_disabled is 1, so only processes with "
+                "CAP_SYS_ADMIN or in %s (kernel.io_uring_group) may "
+                "create rings, and this one (uid %d, gid %d) is in "
+                "neither. Add the user to that group (usermod -aG %s "
+                "<user>, then log in again) or have an administrator set "
+                "kernel.io_uring_disabled=0",
+                group_label(f), f.uid, f.gid,
+                f.io_uring_group_name.empty() ? std::to_string(f.io_uring_group)
+                                              : f.io_uring_group_name)};
       }
       if (filter) return seccomp_diagnosis(EPERM, "io_uring_setup");
       {
@@ -468,8 +542,7 @@ SetupDiagnosis diagnose_setup_failure(int err, const SystemFacts& f) {
                   "the kernel rejected the ring parameters (EINVAL, %d "
                   "entries%s): RuntimeOptions::ring_entries must be between "
                   "1 and %d, and older kernels accept fewer",
-                  f.ring_entries, f.sqpoll ? ", SQPOLL" : "",
-                  kMaxRingEntries)};
+                  f.ring_entries, f.sqpoll ? ", SQPOLL" : "", kMaxRingEntries)};
     case EMFILE:
     case ENFILE:
       return {SetupError::kOther,
@@ -525,8 +598,7 @@ std::string setup_flags_to_string(unsigned flags) {
   return join(names, "|");
 }
 
-int probe_opcodes(::io_uring& ring, std::bitset<256>& supported,
-                  int* last_op) {
+int probe_opcodes(::io_uring& ring, std::bitset<256>& supported, int* last_op) {
   constexpr unsigned kOps = 256;
   const std::size_t size =
       sizeof(io_uring_probe) + kOps * sizeof(io_uring_probe_op);
@@ -635,8 +707,7 @@ ProbeReport probe() {
   };
   static constexpr FlagTry kFlags[] = {
       {"SINGLE_ISSUER", IORING_SETUP_SINGLE_ISSUER, 0},
-      {"DEFER_TASKRUN", IORING_SETUP_DEFER_TASKRUN,
-       IORING_SETUP_SINGLE_ISSUER},
+      {"DEFER_TASKRUN", IORING_SETUP_DEFER_TASKRUN, IORING_SETUP_SINGLE_ISSUER},
       {"COOP_TASKRUN", IORING_SETUP_COOP_TASKRUN, 0},
       {"SUBMIT_ALL", IORING_SETUP_SUBMIT_ALL, 0},
       {"SQPOLL", IORING_SETUP_SQPOLL, 0},
@@ -747,10 +818,10 @@ std::string to_string(const ProbeReport& r) {
   if (r.io_uring_disabled < 0) {
     out += "io_uring_disabled: absent (kernel before 6.6: io_uring is on)\n";
   } else {
-    out += absl::StrFormat("io_uring_disabled: %d (kernel.io_uring_group: %d%s)\n",
-                           r.io_uring_disabled, r.io_uring_group,
-                           r.in_io_uring_group ? ", this process is in it"
-                                               : "");
+    out +=
+        absl::StrFormat("io_uring_disabled: %d (kernel.io_uring_group: %d%s)\n",
+                        r.io_uring_disabled, r.io_uring_group,
+                        r.in_io_uring_group ? ", this process is in it" : "");
   }
   out += absl::StrFormat("seccomp: %s (%d)\n", seccomp_label(r.seccomp_mode),
                          r.seccomp_mode);
@@ -768,7 +839,8 @@ std::string to_string(const ProbeReport& r) {
   std::string flags;
   for (const auto& f : r.setup_flags) {
     if (!flags.empty()) flags += ", ";
-    flags += f.name + (f.supported ? " yes" : " no (" + errno_label(f.err) + ")");
+    flags +=
+        f.name + (f.supported ? " yes" : " no (" + errno_label(f.err) + ")");
   }
   out += "setup flags (each alone):\n" + wrap(flags, 2);
   out += "runtime rings use: " +
@@ -779,8 +851,9 @@ std::string to_string(const ProbeReport& r) {
   if (r.opcodes.empty()) {
     out += "opcodes: the kernel could not list them (IORING_REGISTER_PROBE)\n";
   } else {
-    out += absl::StrFormat("opcodes: %d of %d supported (the kernel's last: %d)\n",
-                           have.size(), r.opcodes.size(), r.last_op);
+    out +=
+        absl::StrFormat("opcodes: %d of %d supported (the kernel's last: %d)\n",
+                        have.size(), r.opcodes.size(), r.last_op);
     out += wrap(join(have, " "), 2);
     if (!lack.empty()) out += "  missing:\n" + wrap(join(lack, " "), 4);
   }

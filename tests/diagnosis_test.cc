@@ -178,9 +178,8 @@ TEST(DiagnoseTest, SeccompFilterWithEnosysOrEperm) {
     EXPECT_EQ(d.error, SetupError::kSeccomp) << err;
     EXPECT_THAT(d.message, HasSubstr("a seccomp filter is installed"));
     EXPECT_THAT(d.message, HasSubstr(err == ENOSYS ? "ENOSYS" : "EPERM"));
-    EXPECT_THAT(d.message,
-                HasSubstr("io_uring_setup, io_uring_enter and "
-                          "io_uring_register"));
+    EXPECT_THAT(d.message, HasSubstr("io_uring_setup, io_uring_enter and "
+                                     "io_uring_register"));
   }
 }
 
@@ -280,7 +279,7 @@ TEST(DiagnoseTest, EachCaseHasItsOwnCode) {
   seccomp.seccomp_mode = 2;
   old.missing_opcodes = {"MSG_RING"};
   const std::vector<Case> cases = {
-      {EPERM, disabled}, {EPERM, group},  {ENOSYS, seccomp},
+      {EPERM, disabled}, {EPERM, group},    {ENOSYS, seccomp},
       {EPERM, facts()},  {ENOSYS, facts()}, {ENOMEM, facts()},
       {0, old},          {EINVAL, facts()}, {EBADF, facts()},
   };
@@ -424,15 +423,16 @@ TEST(ProbeTest, ReportsThisSystemAndAgreesWithTheRuntime) {
   // The runtime picks the same flags and agrees on every opcode.
   Runtime rt(RuntimeOptions{.shards = 1});
   EXPECT_EQ(rt.setup_flags(0), r.runtime_setup_flags);
-  std::vector<uint8_t> supported = rt.submit(0, [] {
-    std::vector<uint8_t> ops;
-    for (int op = 0; op < 256; ++op) {
-      if (this_shard::supports(static_cast<uint8_t>(op))) {
-        ops.push_back(static_cast<uint8_t>(op));
-      }
-    }
-    return ops;
-  }).get();
+  std::vector<uint8_t> supported =
+      rt.submit(0, [] {
+          std::vector<uint8_t> ops;
+          for (int op = 0; op < 256; ++op) {
+            if (this_shard::supports(static_cast<uint8_t>(op))) {
+              ops.push_back(static_cast<uint8_t>(op));
+            }
+          }
+          return ops;
+        }).get();
   std::vector<uint8_t> probed;
   for (const auto& o : r.opcodes) {
     if (o.supported) probed.push_back(o.opcode);
@@ -470,9 +470,9 @@ const char* install_io_uring_setup_filter(int err) {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
       BPF_STMT(BPF_RET | BPF_K,
-               static_cast<uint32_t>(SECCOMP_RET_ERRNO |
-                                     (static_cast<uint32_t>(err) &
-                                      SECCOMP_RET_DATA))),
+               static_cast<uint32_t>(
+                   SECCOMP_RET_ERRNO |
+                   (static_cast<uint32_t>(err) & SECCOMP_RET_DATA))),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
   sock_fprog fprog{static_cast<unsigned short>(std::size(prog)), prog};
@@ -555,7 +555,8 @@ std::map<std::string, std::string> run_in_child(const std::string& mode) {
     const std::string s = *e;
     if (s.rfind("GTEST_", 0) == 0 || s.rfind("XML_OUTPUT_FILE=", 0) == 0 ||
         s.rfind("TEST_PREMATURE_EXIT_FILE=", 0) == 0 ||
-        s.rfind("TEST_SHARD_", 0) == 0 || s.rfind("TEST_TOTAL_SHARDS=", 0) == 0 ||
+        s.rfind("TEST_SHARD_", 0) == 0 ||
+        s.rfind("TEST_TOTAL_SHARDS=", 0) == 0 ||
         s.rfind(std::string(kChildEnv) + "=", 0) == 0) {
       continue;
     }
@@ -629,8 +630,7 @@ void check_seccomp_case(int err, const char* errname) {
   std::map<std::string, std::string> kv = run_in_child(std::to_string(err));
   ASSERT_FALSE(kv.empty()) << "the child wrote nothing";
   if (kv["filter"] != "installed") {
-    GTEST_SKIP() << "could not install a seccomp filter here: "
-                 << kv["filter"];
+    GTEST_SKIP() << "could not install a seccomp filter here: " << kv["filter"];
   }
   EXPECT_EQ(kv["raw_errno"], std::to_string(err))
       << "the filter did not make io_uring_setup fail with " << errname;

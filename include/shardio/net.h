@@ -213,8 +213,7 @@ class StreamSocket : public SocketBase {
     std::size_t offset;
     void prepare(io_uring_sqe& sqe) noexcept {
       auto* p = reinterpret_cast<char*>(std::data(buf)) + offset;
-      io_uring_prep_recv(&sqe, fd.value, p, io_len(std::size(buf) - offset),
-                         0);
+      io_uring_prep_recv(&sqe, fd.value, p, io_len(std::size(buf) - offset), 0);
     }
     shardio::IoResult<B> complete(const io_uring_cqe& cqe) {
       return {result_from_res(cqe.res), std::move(buf)};

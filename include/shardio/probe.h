@@ -134,9 +134,9 @@ struct ProbeReport {
 
   // The shardio features these enable.
   struct Feature {
-    std::string name;    // "multishot recv"
+    std::string name;  // "multishot recv"
     bool available = false;
-    std::string how;     // what was checked
+    std::string how;  // what was checked
   };
   std::vector<Feature> shardio_features;
 
@@ -157,12 +157,12 @@ namespace detail {
 // What decides why a ring could not be created: the system's settings and
 // what was asked for. gather_system_facts() reads them; tests make them up.
 struct SystemFacts {
-  int io_uring_disabled = -1;  // -1: no such sysctl (before Linux 6.6)
-  long io_uring_group = -1;    // kernel.io_uring_group; -1: none
+  int io_uring_disabled = -1;       // -1: no such sysctl (before Linux 6.6)
+  long io_uring_group = -1;         // kernel.io_uring_group; -1: none
   std::string io_uring_group_name;  // its name, when it has one
   bool in_io_uring_group = false;
   bool cap_sys_admin = false;
-  int seccomp_mode = -1;  // 0 none, 1 strict, 2 filter; -1 unknown
+  int seccomp_mode = -1;      // 0 none, 1 strict, 2 filter; -1 unknown
   uint64_t memlock_soft = 0;  // bytes; ProbeReport::kUnlimited
   uint64_t memlock_hard = 0;
   unsigned uid = 0;
