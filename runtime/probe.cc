@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "shardio/stats.h"
 
 #if __has_include(<liburing/io_uring_version.h>)
 #include <liburing/io_uring_version.h>
@@ -377,6 +378,12 @@ bool ProbeReport::supports(uint8_t opcode) const noexcept {
   return false;
 }
 
+// One table of opcode names for the probe report and the statistics
+// (stats.h).
+std::string_view opcode_name(uint8_t opcode) noexcept {
+  return opcode < kNamedOpcodes ? kOpcodeNames[opcode] : std::string_view();
+}
+
 namespace detail {
 
 SystemFacts gather_system_facts() {
@@ -568,7 +575,8 @@ std::vector<uint8_t> required_opcodes(unsigned shards) {
 }
 
 std::string opcode_name(uint8_t opcode) {
-  if (opcode < kNamedOpcodes) return kOpcodeNames[opcode];
+  const std::string_view name = shardio::opcode_name(opcode);
+  if (!name.empty()) return std::string(name);
   return absl::StrFormat("OP_%d", opcode);
 }
 

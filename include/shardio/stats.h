@@ -150,7 +150,7 @@ struct RuntimeStats {
 };
 
 // The name of an io_uring opcode without its IORING_OP_ prefix ("READ",
-// "POLL_ADD"), or an empty view for one this build's liburing does not name.
+// "POLL_ADD"), or an empty view for one shardio does not know by name.
 std::string_view opcode_name(uint8_t opcode) noexcept;
 
 // A human-readable report, a few lines per shard.
