@@ -63,7 +63,7 @@ cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build_dir/CMakeCache.txt")
 compiler=$("${cxx:-c++}" --version | head -n1)
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 
-python3 - "$json" "$doc" "${cmd[*]}" "$(nproc)" "$(uname -r)" \
+SHARDIO_ROOT="$root" python3 - "$json" "$doc" "${cmd[*]}" "$(nproc)" "$(uname -r)" \
   "${cpu_model:-unknown}" "$compiler" "$elapsed" "$others" "$stolen" <<'PY'
 import json
 import os
@@ -457,18 +457,8 @@ if not claim_ok:
 out(END)
 section = "\n".join(lines)
 
-if os.path.exists(doc_path):
-    with open(doc_path) as f:
-        text = f.read()
-else:
-    text = "# Benchmarks\n\n"
-b, e = text.find(BEGIN), text.find(END)
-if b != -1 and e != -1 and b < e:
-    text = text[:b] + section + text[e + len(END):]
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-os.makedirs(os.path.dirname(doc_path) or ".", exist_ok=True)
-with open(doc_path, "w") as f:
-    f.write(text)
-print(f"wrote {doc_path}")
+sys.path.insert(0, os.path.join(os.environ["SHARDIO_ROOT"], "bench"))
+from doc_section import write_section  # noqa: E402
+
+write_section(doc_path, BEGIN, END, section)
 PY

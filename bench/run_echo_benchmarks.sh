@@ -309,7 +309,7 @@ else
 fi
 notes_text=$(printf '%s\n' "${notes[@]+"${notes[@]}"}")
 
-python3 - "$results" "$doc" "$command" "$ncpu" "$(uname -r)" \
+SHARDIO_ROOT="$root" python3 - "$results" "$doc" "$command" "$ncpu" "$(uname -r)" \
   "${cpu_model:-unknown}" "$compiler" "$elapsed" "$others" "$stolen" \
   "$load_before" "$load_after" "$mem_total" "$liburing" "${boost:-none}" \
   "$rounds" "$seconds" "$warmup" "$pinning" "$notes_text" \
@@ -559,18 +559,8 @@ for d in sorted({c[2] for c in configs if c[2] != 1}):
 out(END)
 section = "\n".join(lines)
 
-if os.path.exists(doc_path):
-    with open(doc_path) as f:
-        text = f.read()
-else:
-    text = "# Benchmarks\n\n"
-b, e = text.find(BEGIN), text.find(END)
-if b != -1 and e != -1 and b < e:
-    text = text[:b] + section + text[e + len(END):]
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-os.makedirs(os.path.dirname(doc_path) or ".", exist_ok=True)
-with open(doc_path, "w") as f:
-    f.write(text)
-print(f"wrote {doc_path}")
+sys.path.insert(0, os.path.join(os.environ["SHARDIO_ROOT"], "bench"))
+from doc_section import write_section  # noqa: E402
+
+write_section(doc_path, BEGIN, END, section)
 PY

@@ -71,7 +71,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 mem_total=$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 liburing=$(pkg-config --modversion liburing 2>/dev/null || echo unknown)
 
-python3 - "$json" "$doc" "${cmd[*]}" "$(nproc)" "$(uname -r)" \
+SHARDIO_ROOT="$root" python3 - "$json" "$doc" "${cmd[*]}" "$(nproc)" "$(uname -r)" \
   "${cpu_model:-unknown}" "$compiler" "$elapsed" "$others" "$stolen" \
   "$load_after" "$mem_total" "$liburing" <<'PY'
 import json
@@ -548,18 +548,8 @@ else:
 out(END)
 section = "\n".join(lines)
 
-if os.path.exists(doc_path):
-    with open(doc_path) as f:
-        text = f.read()
-else:
-    text = "# Benchmarks\n\n"
-b, e = text.find(BEGIN), text.find(END)
-if b != -1 and e != -1 and b < e:
-    text = text[:b] + section + text[e + len(END):]
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-os.makedirs(os.path.dirname(doc_path) or ".", exist_ok=True)
-with open(doc_path, "w") as f:
-    f.write(text)
-print(f"wrote {doc_path}")
+sys.path.insert(0, os.path.join(os.environ["SHARDIO_ROOT"], "bench"))
+from doc_section import write_section  # noqa: E402
+
+write_section(doc_path, BEGIN, END, section)
 PY

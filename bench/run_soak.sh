@@ -179,7 +179,7 @@ mem_total=$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo
 liburing=$(pkg-config --modversion liburing 2>/dev/null || echo unknown)
 notes_text=$(printf '%s; ' "${notes[@]+"${notes[@]}"}")
 
-python3 - "$doc" "$command" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" \
+SHARDIO_ROOT="$root" python3 - "$doc" "$command" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" \
   "$(uname -r)" "${cpu_model:-unknown}" "$mem_total" "$liburing" \
   "$compiler" "$load_before" "$load_after" "$elapsed" "$busy" "$stolen" \
   "$seconds" "$connections" "$sources" "$server_nofile" "$somaxconn" \
@@ -353,20 +353,10 @@ else:
 out(END)
 section = "\n".join(lines)
 
-if os.path.exists(doc_path):
-    with open(doc_path) as f:
-        text = f.read()
-else:
-    text = "# Benchmarks\n\n"
-b, e = text.find(BEGIN), text.find(END)
-if b != -1 and e != -1 and b < e:
-    text = text[:b] + section + text[e + len(END):]
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-os.makedirs(os.path.dirname(doc_path) or ".", exist_ok=True)
-with open(doc_path, "w") as f:
-    f.write(text)
-print(f"wrote {doc_path}")
+sys.path.insert(0, os.path.join(os.environ["SHARDIO_ROOT"], "bench"))
+from doc_section import write_section  # noqa: E402
+
+write_section(doc_path, BEGIN, END, section)
 PY
 
 if [[ $client_status != 0 || $xshard_status != 0 ]]; then
